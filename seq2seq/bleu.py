@@ -1,0 +1,97 @@
+"""`seq2seq-bleu`: sacreBLEU BLEU, chrF and TER of existing output or of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF, TER
+
+from .cli import add_search_arguments, run_cli, search_options
+from .data.corpus import read_lines
+
+
+def score(hyps: list[str], refs: list[list[str]]) -> dict[str, dict[str, Any]]:
+    """BLEU, chrF and TER with their signatures (sacreBLEU defaults: cased, 13a)."""
+    for ref in refs:
+        if len(ref) != len(hyps):
+            raise ValueError(f"{len(hyps)} hypotheses but {len(ref)} reference lines")
+    results = {}
+    for metric in (BLEU(), CHRF(), TER()):
+        result = metric.corpus_score(hyps, refs)
+        results[result.name] = {"score": round(result.score, 4), "signature": f"{result.name}|{metric.get_signature()}", "text": str(result)}
+    return results
+
+
+def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    if args.src and args.ref:
+        return read_lines(args.src), read_lines(args.ref[0]), f"{args.src} -> {args.ref[0]}"
+    from .data.corpora import load_corpus
+
+    data = config["data"]
+    root = args.data_root or data["root"]
+    splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])
+    split = splits[args.split]
+    return split.src, split.tgt, f"{data['corpus']}:{args.split} {data['src_lang']}-{data['tgt_lang']}"
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seq2seq-bleu", description=__doc__)
+    parser.add_argument("--hyp", help="existing translations to score")
+    parser.add_argument("--ref", action="append", help="reference file (repeat for several references)")
+    parser.add_argument("--checkpoint", help="translate --src with this checkpoint, then score")
+    parser.add_argument("--src", help="source file to translate")
+    parser.add_argument("--split", default="test", help="without --src/--ref: this split of the checkpoint's corpus")
+    parser.add_argument("--data-root", help="without --src/--ref: corpus folder (default: the checkpoint's data.root)")
+    parser.add_argument("--output", help="also write the translations here")
+    parser.add_argument("--json", help="append one JSON record of this evaluation to this file")
+    add_search_arguments(parser)
+    args = parser.parse_args(argv)
+
+    record: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if args.hyp:
+        if not args.ref:
+            parser.error("--hyp needs --ref")
+        hyps = read_lines(args.hyp)
+        refs = [read_lines(r) for r in args.ref]
+        record.update(hyp=args.hyp, ref=args.ref)
+    elif args.checkpoint:
+        from .inference import Translator
+
+        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+        src, ref, name = _test_set(args, translator.config)
+        options = search_options(args)
+        started = time.perf_counter()
+        hyps = translator.translate_text(src, search=args.search, batch_size=args.batch_size, **options)
+        seconds = time.perf_counter() - started
+        refs = [ref] + [read_lines(r) for r in (args.ref or [])[1:]]
+        record.update(
+            checkpoint=str(args.checkpoint), test_set=name, sentences=len(src), translate_seconds=round(seconds, 3),
+            decoding={"search": args.search, "batch_size": args.batch_size, **options},
+        )
+        if args.output:
+            Path(args.output).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    else:
+        parser.error("give --hyp and --ref, or --checkpoint (with --src and --ref, or a --split)")
+
+    metrics = score(hyps, refs)
+    for result in metrics.values():
+        print(result["text"])
+        print(f"  signature: {result['signature']}")
+    record["metrics"] = {name: {"score": r["score"], "signature": r["signature"]} for name, r in metrics.items()}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in recurrent cells. Each module exposes a factory registered in `seq2seq.cells`."""

@@ -1,0 +1,54 @@
+"""Shared machinery for the built-in cells, which wrap torch's fused RNN modules.
+
+A built-in cell keeps its weights inside a one-layer `torch.nn.RNN/GRU/LSTM`, so
+the per-step path (`torch.*_cell`) and the fused whole-sequence path use the very
+same parameters and math.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+State = Tensor | tuple[Tensor, ...]
+
+
+class FusedCell(nn.Module):
+    """A cell whose `rnn` attribute is a one-layer, batch-first torch RNN module."""
+
+    rnn: nn.RNNBase
+    state_parts = 1
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        dtype = dtype or self.rnn.weight_hh_l0.dtype
+        device = device or self.rnn.weight_hh_l0.device
+        zeros = [
+            torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+            for _ in range(self.state_parts)
+        ]
+        return zeros[0] if self.state_parts == 1 else tuple(zeros)
+
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        r = self.rnn
+        return r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0
+
+    def forward_sequence(
+        self, x: Tensor, state: State, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        """Whole-sequence fused path: outputs [B, T, H] and the state after each row's last step."""
+        h0 = tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state.unsqueeze(0)
+        if lengths is None:
+            out, final = self.rnn(x, h0)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, final = self.rnn(packed, h0)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        if isinstance(final, tuple):
+            return out, tuple(f.squeeze(0) for f in final)
+        return out, final.squeeze(0)

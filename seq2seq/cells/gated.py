@@ -1,0 +1,45 @@
+"""Gated cells: GRU (Cho et al. 2014) and LSTM (Hochreiter & Schmidhuber 1997)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import FusedCell
+
+
+class GRUCell(FusedCell):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h = torch.gru_cell(x, state, *self._weights())
+        return h, h
+
+
+class LSTMCell(FusedCell):
+    state_parts = 2
+
+    def __init__(self, input_size: int, hidden_size: int, forget_bias: float | None = None) -> None:
+        super().__init__(input_size, hidden_size)
+        self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+        if forget_bias is not None:
+            # Gate order in torch is (input, forget, cell, output); the two biases add up.
+            with torch.no_grad():
+                for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0):
+                    bias[hidden_size : 2 * hidden_size].fill_(forget_bias / 2)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = torch.lstm_cell(x, state, *self._weights())
+        return h, (h, c)
+
+
+def gru(input_size: int, hidden_size: int) -> GRUCell:
+    """Factory for the `gru` cell."""
+    return GRUCell(input_size, hidden_size)
+
+
+def lstm(input_size: int, hidden_size: int, forget_bias: float | None = None) -> LSTMCell:
+    """Factory for the `lstm` cell; `forget_bias` sets the forget-gate bias (e.g. 1.0)."""
+    return LSTMCell(input_size, hidden_size, forget_bias=forget_bias)

@@ -1,0 +1,79 @@
+"""Pieces shared by the command-line tools: search flags, safe line I/O, error exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from .checkpoint import CheckpointError
+from .data.corpus import CorpusError
+from .registry import PluginError
+
+log = logging.getLogger("seq2seq")
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("search")
+    group.add_argument("--search", default="greedy", help="strategy from the seq2seq.search group: greedy, beam, …")
+    group.add_argument("--beam-size", type=int, default=5)
+    group.add_argument("--nbest", type=int, default=1, help="hypotheses per input line (beam), tab-separated")
+    group.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha (beam)")
+    group.add_argument("--max-length", type=int, default=200, help="most tokens generated per sentence")
+    group.add_argument("--max-length-ratio", type=float, default=2.0, help="most tokens per source token (+10)")
+    group.add_argument(
+        "--search-option", action="append", default=[], metavar="KEY=VALUE",
+        help="extra option passed to a search plugin (repeatable)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--device", default="cpu")
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"max_length": args.max_length, "max_length_ratio": args.max_length_ratio}
+    if args.search == "beam":
+        options.update(beam_size=args.beam_size, nbest=args.nbest, length_penalty=args.length_penalty)
+    for item in args.search_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
+        options[key.replace("-", "_")] = _parse_value(value)
+    return options
+
+
+def read_lines_safely(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Lines split on '\\n' only; invalid UTF-8 is replaced (with a warning), never fatal."""
+    for number, raw in enumerate(stream, 1):
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            log.warning("%s:%d: invalid UTF-8 (%s); replaced with U+FFFD", name, number, exc.reason)
+            yield raw.decode("utf-8", errors="replace")
+
+
+def run_cli(body: Callable[[], int | None]) -> None:
+    """Turn known user errors into one clear line on stderr and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        sys.exit(body() or 0)
+    except (CheckpointError, CorpusError, PluginError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

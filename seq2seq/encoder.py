@@ -1,0 +1,63 @@
+"""The encoder: embeddings → recurrent stack → per-token states and one sentence vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .rnn import RecurrentStack, first_tensor
+
+
+@dataclass
+class EncoderOutput:
+    states: Tensor  # [B, S, D] top-layer outputs, zero on padding
+    mask: Tensor  # [B, S] True on real tokens
+    summary: Tensor  # [B, D] the whole sentence as one fixed vector
+    lengths: Tensor  # [B]
+
+    def index_select(self, index: Tensor) -> EncoderOutput:
+        """Reorder or repeat sentences (beam search)."""
+        return EncoderOutput(
+            self.states.index_select(0, index),
+            self.mask.index_select(0, index),
+            self.summary.index_select(0, index),
+            self.lengths.index_select(0, index.to(self.lengths.device)),
+        )
+
+
+class Encoder(nn.Module):
+    def __init__(
+        self,
+        cell_factory,
+        embedding: nn.Embedding,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        cell_options: dict | None = None,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = RecurrentStack(
+            cell_factory,
+            embedding.embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            cell_options=cell_options,
+            fused=fused,
+        )
+        self.output_size = self.rnn.output_size
+
+    def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
+        x = self.dropout(self.embedding(src))
+        states, finals = self.rnn(x, lengths)
+        # The sentence vector: the top layer's final hidden state of each direction.
+        summary = torch.cat([first_tensor(s) for s in finals[-1]], dim=-1)
+        mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < lengths.to(src.device).unsqueeze(1)
+        return EncoderOutput(self.dropout(states), mask, summary, lengths)

@@ -1,0 +1,86 @@
+"""The encoder–decoder: embeddings, encoder, a decoder plugin and the output projection."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import registry
+from .encoder import Encoder, EncoderOutput
+from .tokenizers import PAD_ID
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    cell: str = "gru"
+    cell_options: dict[str, Any] = field(default_factory=dict)
+    embedding_size: int = 256
+    hidden_size: int = 512
+    encoder_hidden_size: int | None = None
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.2
+    decoder: str = "fixed"
+    decoder_options: dict[str, Any] = field(default_factory=dict)
+    fused: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        cell = registry.load("seq2seq.cells", spec.cell)
+        self.src_embedding = nn.Embedding(spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID)
+        self.tgt_embedding = nn.Embedding(spec.tgt_vocab_size, spec.embedding_size, padding_idx=PAD_ID)
+        self.encoder = Encoder(
+            cell,
+            self.src_embedding,
+            spec.encoder_hidden_size or spec.hidden_size,
+            spec.num_layers,
+            spec.bidirectional,
+            spec.dropout,
+            cell_options=spec.cell_options,
+            fused=spec.fused,
+        )
+        decoder_factory = registry.load("seq2seq.decoders", spec.decoder)
+        self.decoder = decoder_factory(
+            embedding_size=spec.embedding_size,
+            encoder_size=self.encoder.output_size,
+            hidden_size=spec.hidden_size,
+            cell=cell,
+            cell_options=spec.cell_options,
+            num_layers=spec.num_layers,
+            dropout=spec.dropout,
+            fused=spec.fused,
+            **spec.decoder_options,
+        )
+        self.embedding_dropout = nn.Dropout(spec.dropout)
+        self.generator = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        return self.encoder(src, src_lengths)
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits [B, T, V] for target inputs tgt_in (BOS-prefixed)."""
+        enc = self.encode(src, src_lengths)
+        state = self.decoder.init_state(enc)
+        emb = self.embedding_dropout(self.tgt_embedding(tgt_in))
+        return self.generator(self.decoder(emb, enc, state))
+
+    def decode_step(self, tokens: Tensor, enc: EncoderOutput, state) -> tuple[Tensor, Any]:
+        """Log-probabilities [B, V] of the next token given the previous tokens [B]."""
+        features, state = self.decoder.step(self.tgt_embedding(tokens), enc, state)
+        return torch.log_softmax(self.generator(features).float(), dim=-1), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,159 @@
+"""Running any cell over time: the one loop, its fused shortcut, layers and directions.
+
+A cell only knows one step (DESIGN.md §2). This module unrolls it over a padded
+batch, keeps padded steps from touching the state, reverses sequences for the
+backward direction and stacks layers. Cells that offer `forward_sequence` (the
+built-ins, through torch's fused kernels) take that path when `fused=True`; the
+tests check it equal to the step loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+State = Any  # a Tensor or a (nested) tuple of Tensors, each [batch, ...]
+
+
+def map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(fn, s) for s in state)
+    if state is None:
+        return None
+    raise TypeError(f"a cell state must be a Tensor or a tuple of Tensors, got {type(state)}")
+
+
+def zip_state(fn: Callable[[Tensor, Tensor], Tensor], a: State, b: State) -> State:
+    if isinstance(a, Tensor):
+        return fn(a, b)
+    return type(a)(zip_state(fn, x, y) for x, y in zip(a, b, strict=True))
+
+
+def first_tensor(state: State) -> Tensor:
+    """The hidden state h by convention: the state itself, or its first element."""
+    while not isinstance(state, Tensor):
+        state = state[0]
+    return state
+
+
+def replace_first(state: State, h: Tensor) -> State:
+    if isinstance(state, Tensor):
+        return h
+    return type(state)((replace_first(state[0], h), *state[1:]))
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each row of [B, T, ...] within its own length; padding stays in place."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)
+    lengths = lengths.to(x.device).unsqueeze(1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+def step_loop(cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+    """The plain path: one cell call per time step, padded steps masked out."""
+    outputs = []
+    for t in range(x.size(1)):
+        h, new_state = cell(x[:, t], state)
+        if lengths is not None:
+            live = (lengths.to(x.device) > t).unsqueeze(1)
+            new_state = zip_state(
+                lambda new, old, live=live: torch.where(live.view(-1, *[1] * (new.dim() - 1)), new, old),
+                new_state,
+                state,
+            )
+            h = h * live.to(h.dtype)
+        state = new_state
+        outputs.append(h)
+    return torch.stack(outputs, 1), state
+
+
+def run_cell(
+    cell: nn.Module,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None = None,
+    fused: bool = True,
+) -> tuple[Tensor, State]:
+    """Run `cell` over x [B, T, I]; returns outputs [B, T, H] (zero on padding) and final state."""
+    fast = getattr(cell, "forward_sequence", None) if fused else None
+    if fast is not None:
+        return fast(x, state, lengths)
+    return step_loop(cell, x, state, lengths)
+
+
+class RecurrentStack(nn.Module):
+    """Layers × directions of one cell type, with dropout between layers."""
+
+    def __init__(
+        self,
+        cell_factory: Callable[..., nn.Module],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        cell_options: dict | None = None,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        options = dict(cell_options or {})
+        directions = 2 if bidirectional else 1
+        self.bidirectional = bidirectional
+        self.hidden_size = hidden_size
+        self.output_size = hidden_size * directions
+        self.fused = fused
+        self.layers = nn.ModuleList()
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else self.output_size
+            self.layers.append(
+                nn.ModuleList(cell_factory(in_size, hidden_size, **options) for _ in range(directions))
+            )
+        self.dropout = nn.Dropout(dropout)
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> list[list[State]]:
+        return [
+            [cell.initial_state(batch_size, device=device, dtype=dtype) for cell in layer]
+            for layer in self.layers
+        ]
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, state: list[list[State]] | None = None
+    ) -> tuple[Tensor, list[list[State]]]:
+        """x [B, T, I] → outputs [B, T, H·directions], final state per layer and direction."""
+        if state is None:
+            state = self.initial_state(x.size(0), device=x.device, dtype=x.dtype)
+        finals = []
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.dropout(x)
+            forward_out, forward_final = run_cell(layer[0], x, state[index][0], lengths, self.fused)
+            layer_finals = [forward_final]
+            outs = [forward_out]
+            if self.bidirectional:
+                backward_out, backward_final = run_cell(
+                    layer[1], reverse_padded(x, lengths), state[index][1], lengths, self.fused
+                )
+                outs.append(reverse_padded(backward_out, lengths))
+                layer_finals.append(backward_final)
+            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+            finals.append(layer_finals)
+        return x, finals
+
+    def step(self, x: Tensor, state: list[list[State]]) -> tuple[Tensor, list[list[State]]]:
+        """One time step through every layer (unidirectional stacks only: decoders)."""
+        new_state = []
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.dropout(x)
+            x, layer_state = layer[0](x, state[index][0])
+            new_state.append([layer_state])
+        return x, new_state

@@ -1,0 +1,354 @@
+"""The training loop: teacher forcing, validation, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sacrebleu
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data.batching import make_batch, padding_fraction, token_batches
+from .data.pipeline import PreparedData, prepare_data, tokenize
+from .inference import Translator
+from .model import ModelSpec, Seq2Seq
+from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_STEPS = 5  # consecutive non-finite losses before giving up
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, incompatible resume, …); the message says why."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint so a resume continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already consumed
+    best_score: float | None = None
+    evals_without_improvement: int = 0
+    bad_steps: int = 0
+    skipped_steps: int = 0
+    last_eval_step: int = -1
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> ModelSpec:
+    options = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    return ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
+
+
+def resume_path(resume: str) -> Path:
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    return path
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.tcfg = cfg.trainer
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.device = resolve_device(self.tcfg.device)
+        self.stop_reason: str | None = None
+        self.started = time.monotonic()
+
+    # ----------------------------------------------------------------- setup
+    def setup(self) -> None:
+        seed_everything(self.tcfg.seed)
+        if self.tcfg.threads:
+            torch.set_num_threads(self.tcfg.threads)
+        resumed = None
+        if self.tcfg.resume:
+            path = resume_path(self.tcfg.resume)
+            try:
+                resumed = load_checkpoint(path)
+            except CheckpointError as exc:
+                raise TrainingError(f"cannot resume: {exc}") from exc
+            if "optimizer" not in resumed:
+                raise TrainingError(f"cannot resume from {path}: it holds weights only (use last.pt)")
+            log.info("resuming from %s at step %d", path, resumed["progress"]["step"])
+        tokenizers = None
+        if resumed:
+            saved = resumed["tokenizers"]
+            tokenizers = (tokenizer_from_state(saved["src"]), tokenizer_from_state(saved["tgt"]))
+        self.data: PreparedData = prepare_data(self.cfg.data, self.cfg.tokenizer, tokenizers)
+        self.data.src_tokenizer.save(self.run_dir / "tokenizer" / "src")
+        self.data.tgt_tokenizer.save(self.run_dir / "tokenizer" / "tgt")
+        self.spec = model_spec_from_config(
+            self.cfg.model, self.data.src_tokenizer.vocab_size, self.data.tgt_tokenizer.vocab_size
+        )
+        self.model = Seq2Seq(self.spec).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer,
+            mode="max" if self.tcfg.early_stopping_metric == "bleu" else "min",
+            factor=self.tcfg.lr_decay,
+            patience=self.tcfg.lr_patience,
+            min_lr=self.tcfg.min_lr,
+        )
+        self.progress = Progress()
+        if resumed:
+            self._restore(resumed)
+        dev = self.data.dev
+        self.dev_tokens, _ = tokenize(dev, self.data.src_tokenizer, self.data.tgt_tokenizer, 10**9)
+        self.src_lengths = [len(s) for s in self.data.train.src_ids]
+        self.tgt_lengths = [len(t) for t in self.data.train.tgt_ids]
+        log.info(
+            "model: %s, %d parameters; %d training pairs; vocab %d/%d",
+            self.spec.cell,
+            self.model.num_parameters(),
+            len(self.data.train),
+            self.spec.src_vocab_size,
+            self.spec.tgt_vocab_size,
+        )
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        saved = payload["model_spec"]
+        if saved != self.spec.to_dict():
+            changed = sorted(k for k in saved if saved[k] != self.spec.to_dict().get(k))
+            raise TrainingError(
+                f"cannot resume: the checkpoint's model differs from the config in {changed}. "
+                "Resume with the original model settings, or start a new run."
+            )
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.progress = Progress(**payload["progress"])
+        set_rng_state(payload["rng"])
+
+    # ----------------------------------------------------------- checkpoints
+    def _payload(self, full: bool) -> dict[str, Any]:
+        payload = {
+            "model_spec": self.spec.to_dict(),
+            "model": self.model.state_dict(),
+            "tokenizers": {
+                "src": tokenizer_to_state(self.cfg.tokenizer.type, self.data.src_tokenizer),
+                "tgt": tokenizer_to_state(self.cfg.tokenizer.type, self.data.tgt_tokenizer),
+            },
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "progress": self.progress.__dict__.copy(),
+        }
+        if full:
+            payload.update(
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                rng=rng_state(),
+            )
+        return payload
+
+    def _weights_are_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.model.parameters())
+
+    def save(self, name: str, full: bool = True) -> None:
+        if not self._weights_are_finite():
+            log.error("not writing %s: the model has NaN/Inf weights", name)
+            return
+        save_checkpoint(self.ckpt_dir / name, self._payload(full))
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        total_nll, total_tokens = 0.0, 0
+        with torch.inference_mode():
+            lengths = [max(len(s), len(t)) for s, t in zip(self.dev_tokens.src_ids, self.dev_tokens.tgt_ids, strict=True)]
+            for indices in token_batches(lengths, lengths, self.tcfg.batch_tokens, 0, 0, shuffle=False):
+                batch = make_batch([self.dev_tokens.src_ids[i] for i in indices], [self.dev_tokens.tgt_ids[i] for i in indices])
+                logits = self.model(batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device))
+                total_nll += float(
+                    F.cross_entropy(
+                        logits.flatten(0, 1).float(), batch.tgt_out.to(self.device).flatten(), ignore_index=PAD_ID, reduction="sum"
+                    )
+                )
+                total_tokens += batch.num_tokens
+        n = self.tcfg.eval_sentences or len(self.data.dev)
+        translator = Translator(self.model, self.data.src_tokenizer, self.data.tgt_tokenizer)
+        hyps = translator.translate_text(
+            self.data.dev.src[:n], search="greedy", batch_size=128, max_length=self.tcfg.eval_max_length
+        )
+        bleu = sacrebleu.corpus_bleu(hyps, [self.data.dev.tgt[:n]]).score
+        self.model.train()
+        dev_loss = total_nll / max(total_tokens, 1)
+        return {"dev_loss": dev_loss, "dev_ppl": math.exp(min(dev_loss, 50)), "dev_bleu": bleu}
+
+    def _after_eval(self, metrics: dict[str, float], update_schedule: bool) -> None:
+        key = "dev_bleu" if self.tcfg.early_stopping_metric == "bleu" else "dev_loss"
+        self.progress.last_eval_step = self.progress.step
+        score = metrics[key]
+        better = self.progress.best_score is None or (
+            score > self.progress.best_score if key == "dev_bleu" else score < self.progress.best_score
+        )
+        if better:
+            self.progress.best_score = score
+            self.save("best.pt", full=False)
+        if update_schedule:
+            self.progress.evals_without_improvement = 0 if better else self.progress.evals_without_improvement + 1
+            self.scheduler.step(score)
+            if self.tcfg.patience and self.progress.evals_without_improvement >= self.tcfg.patience:
+                self.stop_reason = f"early stopping: no {key} improvement in {self.tcfg.patience} evaluations"
+        self._log({"step": self.progress.step, "epoch": self.progress.epoch, **metrics, "best": self.progress.best_score})
+        log.info(
+            "step %d: dev loss %.3f, ppl %.2f, BLEU %.2f%s",
+            self.progress.step, metrics["dev_loss"], metrics["dev_ppl"], metrics["dev_bleu"], " (best)" if better else "",
+        )
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -------------------------------------------------------------- training
+    def _budget_exhausted(self) -> str | None:
+        t = self.tcfg
+        if t.max_steps and self.progress.step >= t.max_steps:
+            return f"reached trainer.max_steps={t.max_steps}"
+        if t.max_time and time.monotonic() - self.started >= t.max_time * 60:
+            return f"reached trainer.max_time={t.max_time} minutes"
+        return None
+
+    def _train_step(self, batch) -> float | None:
+        logits = self.model(batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device))
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            batch.tgt_out.to(self.device).flatten(),
+            ignore_index=PAD_ID,
+            label_smoothing=self.tcfg.label_smoothing,
+            reduction="sum",
+        ) / batch.num_tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return None
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.clip_norm or float("inf"))
+        if not torch.isfinite(norm):
+            return None
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _handle_bad_step(self) -> None:
+        self.progress.bad_steps += 1
+        self.progress.skipped_steps += 1
+        log.warning(
+            "step %d: loss or gradient is NaN/Inf; update skipped (%d in a row)", self.progress.step, self.progress.bad_steps
+        )
+        if self.progress.bad_steps >= MAX_BAD_STEPS:
+            raise TrainingError(
+                f"training diverged: {MAX_BAD_STEPS} NaN/Inf losses in a row at step {self.progress.step}. "
+                "Lower trainer.lr, set trainer.clip_norm, or check the data. "
+                f"The last good checkpoint is in {self.ckpt_dir}."
+            )
+
+    def _install_signal_handlers(self) -> None:
+        def request_stop(signum, _frame):
+            self.stop_reason = f"received {signal.Signals(signum).name}"
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, request_stop)
+            except ValueError:  # not in the main thread
+                pass
+
+    def train(self) -> dict[str, Any]:
+        self.setup()
+        self._install_signal_handlers()
+        t, p = self.tcfg, self.progress
+        self.model.train()
+        epoch_batches = token_batches(self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch)
+        log.info(
+            "%d batches per epoch, padding %.1f%%", len(epoch_batches),
+            100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
+        )
+        total = t.max_steps or (t.max_epochs * len(epoch_batches))
+        bar = tqdm(total=total, initial=p.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+        window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
+        self.stop_reason = self.stop_reason or self._budget_exhausted()
+        while self.stop_reason is None and p.epoch < t.max_epochs:
+            epoch_batches = token_batches(self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch)
+            while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
+                indices = epoch_batches[p.batch_in_epoch]
+                batch = make_batch([self.data.train.src_ids[i] for i in indices], [self.data.train.tgt_ids[i] for i in indices])
+                loss = self._train_step(batch)
+                p.batch_in_epoch += 1
+                p.step += 1
+                if loss is None:
+                    self._handle_bad_step()
+                else:
+                    p.bad_steps = 0
+                    window_loss += loss
+                    window_steps += 1
+                    window_tokens += batch.num_tokens
+                bar.update(1)
+                if p.step % t.log_every == 0 and window_steps:
+                    elapsed = time.monotonic() - window_start
+                    record = {
+                        "step": p.step, "epoch": p.epoch, "train_loss": window_loss / window_steps,
+                        "lr": self.optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                    }
+                    self._log(record)
+                    bar.set_postfix(loss=f"{record['train_loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}")
+                    window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
+                if t.eval_every and p.step % t.eval_every == 0:
+                    self._after_eval(self.evaluate(), update_schedule=True)
+                self.stop_reason = self.stop_reason or self._budget_exhausted()
+                if t.checkpoint_every and p.step % t.checkpoint_every == 0 and self.stop_reason is None:
+                    self.save("last.pt")
+            if p.batch_in_epoch >= len(epoch_batches):
+                p.epoch += 1
+                p.batch_in_epoch = 0
+        bar.close()
+        self.stop_reason = self.stop_reason or f"reached trainer.max_epochs={t.max_epochs}"
+        log.info("stopping: %s", self.stop_reason)
+        self.save("last.pt")
+        if p.last_eval_step != p.step:
+            self._after_eval(self.evaluate(), update_schedule=False)
+        if self.stop_reason.startswith("received"):
+            log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
+        return {"step": p.step, "epoch": p.epoch, "best_score": p.best_score, "stop_reason": self.stop_reason}

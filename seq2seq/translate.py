@@ -1,0 +1,48 @@
+"""`seq2seq-translate`: one output line per input line, always, in order, streamed."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from contextlib import ExitStack
+
+from .cli import add_search_arguments, read_lines_safely, run_cli, search_options
+from .inference import Translator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seq2seq-translate", description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    parser.add_argument("-i", "--input", help="source file (default: stdin)")
+    parser.add_argument("-o", "--output", help="output file (default: stdout)")
+    parser.add_argument("--chunk-lines", type=int, default=2000, help="lines read and translated at a time")
+    add_search_arguments(parser)
+    return parser
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = search_options(args)
+    translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+    with ExitStack() as stack:
+        source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+        if args.output:
+            sink = stack.enter_context(open(args.output, "w", encoding="utf-8", newline="\n"))
+        else:
+            sink = sys.stdout
+        lines = read_lines_safely(source, args.input or "<stdin>")
+        while chunk := list(itertools.islice(lines, args.chunk_lines)):
+            results = translator.translate(chunk, search=args.search, batch_size=args.batch_size, **options)
+            for hyps in results:
+                sink.write("\t".join(translator.detokenize(h) for h in hyps[: args.nbest]) + "\n")
+            sink.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Shared test fixtures.
+
+Real corpora are found through ONE location: the environment variable
+``SEQ2SEQ_DATA``. When it is unset, it defaults to ``../shared/data`` beside the
+repository root (where CI keeps them); it is then exported so that code under
+test (e.g. ``data.root``'s default) and subprocesses see the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+if not os.environ.get("SEQ2SEQ_DATA"):
+    os.environ["SEQ2SEQ_DATA"] = str(DEFAULT_DATA)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (holds seq2seq/, data_scripts/, tests/)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """Folder holding the real corpora (``multi30k/``, ``en_es/``), from ``$SEQ2SEQ_DATA``."""
+    root = Path(os.environ["SEQ2SEQ_DATA"]).expanduser().resolve()
+    expected = [root / "multi30k" / "train.en.gz", root / "en_es"]
+    missing = [str(p) for p in expected if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"real corpora not found: SEQ2SEQ_DATA={root} lacks {', '.join(missing)}. "
+            f"Set SEQ2SEQ_DATA to the shared data folder (default: {DEFAULT_DATA}), or "
+            "prepare one with `python data_scripts/prepare.py all --root DIR`.",
+            pytrace=False,
+        )
+    return root
