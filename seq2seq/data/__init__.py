@@ -1,0 +1,1 @@
+"""Corpus reading, named corpora with their splits, and download/prepare of public corpora."""

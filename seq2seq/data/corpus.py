@@ -1,0 +1,237 @@
+"""Reading parallel text: plain or gzip UTF-8 files, aligned pairs, TSV, and pair cleaning.
+
+Every problem with an input file is a :class:`CorpusError` whose message names
+the file (and the 1-based line number where one applies) and says what to do.
+Cleaning never drops anything silently: :func:`drop_empty_pairs` returns a
+:class:`CleanReport` with the counts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CleanReport",
+    "CorpusError",
+    "decode_text",
+    "drop_empty_pairs",
+    "read_bytes",
+    "read_lines",
+    "read_parallel",
+    "read_tsv",
+    "split_lines",
+]
+
+_BOM = "\ufeff"
+_MAX_EXAMPLES = 5
+
+
+class CorpusError(ValueError):
+    """A corpus file is missing, unreadable, malformed or misaligned.
+
+    The message names the file (and line, 1-based, where relevant) and what to do.
+    """
+
+
+def _is_gzip_name(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Return the (decompressed, for a ``.gz`` name) bytes of ``path``.
+
+    Raises :class:`CorpusError` for a missing/unreadable file or a broken gzip stream.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CorpusError(
+            f"{p}: file not found. Check the path (or data.root / SEQ2SEQ_DATA); "
+            "for a named corpus, run `python data_scripts/prepare.py CORPUS --root DIR`."
+        )
+    if p.is_dir():
+        raise CorpusError(f"{p}: is a directory, expected a text file (plain or .gz).")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise CorpusError(
+            f"{p}: cannot read file ({exc.strerror or exc}); check permissions."
+        ) from exc
+    if not _is_gzip_name(p):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorpusError(
+            f"{p}: not a valid gzip file ({exc}). The name ends in .gz, so it must be "
+            "gzip-compressed: re-download or re-prepare it, or rename it without .gz "
+            "if it is plain text."
+        ) from exc
+
+
+def decode_text(data: bytes, path: str | Path) -> str:
+    """Decode UTF-8 ``data`` read from ``path``; drop a leading BOM.
+
+    Invalid UTF-8 raises :class:`CorpusError` naming the file, the 1-based line
+    and the byte column of the first bad byte.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Locate the line in binary: count newlines before the first bad byte.
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = exc.start - line_start + 1
+        bad = data[exc.start : exc.end]
+        raise CorpusError(
+            f"{path}:{line_no}: invalid UTF-8 (byte {bad!r} at byte column {column} of "
+            f"line {line_no}). Corpora must be UTF-8: convert the file "
+            "(e.g. `iconv -f LATIN1 -t UTF-8`) or fix/remove that line."
+        ) from None
+    if text.startswith(_BOM):
+        text = text[1:]
+    return text
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on ``"\\n"`` only; drop the terminator and one ``"\\r"`` before it.
+
+    A final line without a newline is kept; an empty text gives ``[]``. Other
+    characters that :meth:`str.splitlines` would treat as breaks (``\\x0b``,
+    ``\\x1c``, ``\\u2028``, a lone ``\\r``…) stay inside their line, so line numbers
+    match ``wc -l``/``sed -n``.
+    """
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Read a plain or gzip (by ``.gz`` suffix) UTF-8 text file as a list of lines.
+
+    One trailing ``"\\n"`` (and a ``"\\r"`` before it) is stripped from each line;
+    a UTF-8 BOM at the start is dropped; a last line without newline is kept.
+    Missing file or invalid UTF-8 → :class:`CorpusError` naming file (and line).
+    """
+    p = Path(path).expanduser()
+    return split_lines(decode_text(read_bytes(p), p))
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:
+    """Read two line-aligned files; a line-count mismatch is a :class:`CorpusError`."""
+    src = read_lines(src_path)
+    tgt = read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"parallel files are not aligned: {src_path} has {len(src)} lines but "
+            f"{tgt_path} has {len(tgt)} lines. Line N of one must be the translation of "
+            "line N of the other: check that both files belong to the same corpus and "
+            "split, and that no sentence contains a stray newline."
+        )
+    return src, tgt
+
+
+def read_tsv(
+    path: str | Path, src_column: int = 0, tgt_column: int = 1
+) -> tuple[list[str], list[str]]:
+    """Read a tab-separated file (plain or ``.gz``); return two columns as src and tgt.
+
+    Extra columns are ignored. A line with too few columns is a :class:`CorpusError`
+    naming ``file:line``.
+    """
+    if src_column < 0 or tgt_column < 0:
+        raise CorpusError(
+            f"{path}: TSV column indexes must be >= 0 (got {src_column}, {tgt_column})."
+        )
+    need = max(src_column, tgt_column) + 1
+    src: list[str] = []
+    tgt: list[str] = []
+    for i, line in enumerate(read_lines(path), start=1):
+        fields = line.split("\t")
+        if len(fields) < need:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise CorpusError(
+                f"{path}:{i}: expected at least {need} tab-separated columns "
+                f"(src column {src_column}, tgt column {tgt_column}) but found "
+                f"{len(fields)}: {shown!r}. Fix or remove that line, or choose other columns."
+            )
+        src.append(fields[src_column])
+        tgt.append(fields[tgt_column])
+    return src, tgt
+
+
+@dataclass
+class CleanReport:
+    """Counts of what cleaning/filtering did to a list of pairs (never silent).
+
+    ``too_long`` is filled later by the caller that filters by token length
+    (use :meth:`add_too_long`, which keeps ``kept`` consistent).
+    """
+
+    total: int = 0
+    empty: int = 0
+    too_long: int = 0
+    kept: int = 0
+    name: str = ""
+    #: 1-based pair numbers of the first few empty pairs, for the report.
+    empty_examples: list[int] = field(default_factory=list)
+    too_long_examples: list[int] = field(default_factory=list)
+
+    def add_too_long(self, count: int, examples: Sequence[int] = ()) -> None:
+        """Record ``count`` kept pairs as dropped for length (1-based numbers in examples)."""
+        if count < 0 or count > self.kept:
+            raise ValueError(f"too_long count {count} must be between 0 and kept={self.kept}")
+        self.too_long += count
+        self.kept -= count
+        room = _MAX_EXAMPLES - len(self.too_long_examples)
+        self.too_long_examples.extend(list(examples)[: max(room, 0)])
+
+    @staticmethod
+    def _examples(numbers: Sequence[int], count: int) -> str:
+        if not numbers:
+            return ""
+        more = ", …" if count > len(numbers) else ""
+        return " (pairs " + ", ".join(str(n) for n in numbers) + more + ")"
+
+    def __str__(self) -> str:
+        label = f"{self.name}: " if self.name else ""
+        return (
+            f"{label}{self.total} pairs read, "
+            f"{self.empty} dropped as empty{self._examples(self.empty_examples, self.empty)}, "
+            f"{self.too_long} dropped as too long"
+            f"{self._examples(self.too_long_examples, self.too_long)}, "
+            f"{self.kept} kept"
+        )
+
+
+def drop_empty_pairs(
+    src: Sequence[str], tgt: Sequence[str], name: str = ""
+) -> tuple[list[str], list[str], CleanReport]:
+    """Drop pairs where either side is empty after ``strip()``; return kept pairs and counts.
+
+    The kept strings are returned unchanged (not stripped).
+    """
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"{name or 'pairs'}: {len(src)} source lines but {len(tgt)} target lines; "
+            "pairs must be aligned."
+        )
+    report = CleanReport(total=len(src), name=name)
+    out_src: list[str] = []
+    out_tgt: list[str] = []
+    for i, (s, t) in enumerate(zip(src, tgt, strict=True), start=1):
+        if s.strip() and t.strip():
+            out_src.append(s)
+            out_tgt.append(t)
+        else:
+            report.empty += 1
+            if len(report.empty_examples) < _MAX_EXAMPLES:
+                report.empty_examples.append(i)
+    report.kept = len(out_src)
+    return out_src, out_tgt, report

@@ -1,0 +1,99 @@
+"""From a data config to tokenized training examples: load, clean, tokenize once, filter."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ..tokenizers import Tokenizer, train_tokenizer
+from .corpora import ParallelSplit, load_corpus, load_files
+from .corpus import CleanReport, drop_empty_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenizedCorpus:
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.src_ids)
+
+
+@dataclass
+class PreparedData:
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    train: TokenizedCorpus
+    dev: ParallelSplit
+    test: ParallelSplit | None
+    report: CleanReport
+
+
+def load_splits(data_cfg: Any) -> dict[str, ParallelSplit]:
+    if data_cfg.corpus == "files":
+        splits = load_files(dict(data_cfg.files))
+    else:
+        splits = load_corpus(data_cfg.corpus, Path(data_cfg.root), data_cfg.src_lang, data_cfg.tgt_lang)
+    for name, limit in (("train", data_cfg.get("train_subset")), ("dev", data_cfg.get("dev_subset"))):
+        if limit:
+            split = splits[name]
+            splits[name] = ParallelSplit(split.src[:limit], split.tgt[:limit])
+    return splits
+
+
+def build_tokenizers(tok_cfg: Any, train: ParallelSplit) -> tuple[Tokenizer, Tokenizer]:
+    options = dict(tok_cfg.get("options") or {})
+    if tok_cfg.joint:
+        shared = train_tokenizer(tok_cfg.type, train.src + train.tgt, tok_cfg.vocab_size, **options)
+        return shared, shared
+    return (
+        train_tokenizer(tok_cfg.type, train.src, tok_cfg.vocab_size, **options),
+        train_tokenizer(tok_cfg.type, train.tgt, tok_cfg.vocab_size, **options),
+    )
+
+
+def _encode_column(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    batch = getattr(tokenizer, "encode_batch", None)
+    return batch(texts) if batch else [tokenizer.encode(t) for t in texts]
+
+
+def tokenize(
+    split: ParallelSplit, src_tok: Tokenizer, tgt_tok: Tokenizer, max_length: int
+) -> tuple[TokenizedCorpus, int]:
+    """Tokenize once through `datasets.map`, then drop pairs longer than max_length tokens."""
+    table = datasets.Dataset.from_dict({"src": split.src, "tgt": split.tgt})
+    table = table.map(
+        lambda rows: {
+            "src_ids": _encode_column(src_tok, rows["src"]),
+            "tgt_ids": _encode_column(tgt_tok, rows["tgt"]),
+        },
+        batched=True,
+        batch_size=10_000,
+        remove_columns=["src", "tgt"],
+        keep_in_memory=True,
+        desc="tokenizing",
+    )
+    src_ids, tgt_ids = table["src_ids"], table["tgt_ids"]
+    keep = [i for i in range(len(src_ids)) if len(src_ids[i]) <= max_length and len(tgt_ids[i]) <= max_length]
+    too_long = len(src_ids) - len(keep)
+    return TokenizedCorpus([src_ids[i] for i in keep], [tgt_ids[i] for i in keep]), too_long
+
+
+def prepare_data(data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None) -> PreparedData:
+    """Load and clean the corpus; train the tokenizer(s) unless given (resume); tokenize."""
+    splits = load_splits(data_cfg)
+    src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
+    train = ParallelSplit(src, tgt)
+    if tokenizers is None:
+        tokenizers = build_tokenizers(tok_cfg, train)
+    tokenized, too_long = tokenize(train, *tokenizers, data_cfg.max_length)
+    report.too_long = too_long
+    report.kept = len(tokenized)
+    log.info("training data: %s", report)
+    return PreparedData(tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report)
