@@ -19,15 +19,33 @@ def score(hyps: list[str], refs: list[list[str]]) -> dict[str, dict[str, Any]]:
     for ref in refs:
         if len(ref) != len(hyps):
             raise ValueError(f"{len(hyps)} hypotheses but {len(ref)} reference lines")
+    if not hyps:
+        raise ValueError("nothing to score: no hypothesis lines")
     results = {}
     for metric in (BLEU(), CHRF(), TER()):
         result = metric.corpus_score(hyps, refs)
-        results[result.name] = {"score": round(result.score, 4), "signature": f"{result.name}|{metric.get_signature()}", "text": str(result)}
+        results[result.name] = {
+            "score": round(result.score, 4),
+            "signature": f"{result.name}|{metric.get_signature()}",
+            "text": str(result),
+        }
     return results
 
 
+def _check_aligned(hyps: list[str], hyp_name: str, refs: list[list[str]], ref_names: list[str]):
+    """Every reference must have one line per hypothesis; the error names both files."""
+    if not hyps:
+        raise ValueError(f"{hyp_name} is empty: nothing to score")
+    for ref, ref_name in zip(refs, ref_names, strict=True):
+        if len(ref) != len(hyps):
+            raise ValueError(
+                f"line counts differ: {hyp_name} has {len(hyps)} lines but {ref_name} has "
+                f"{len(ref)}. Line N of the hypotheses must translate line N of the reference."
+            )
+
+
 def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[str], list[str], str]:
-    if args.src and args.ref:
+    if args.src:
         return read_lines(args.src), read_lines(args.ref[0]), f"{args.src} -> {args.ref[0]}"
     from .data.corpora import load_corpus
 
@@ -35,41 +53,63 @@ def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[st
     root = args.data_root or data["root"]
     splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])
     split = splits[args.split]
-    return split.src, split.tgt, f"{data['corpus']}:{args.split} {data['src_lang']}-{data['tgt_lang']}"
+    name = f"{data['corpus']}:{args.split} {data['src_lang']}-{data['tgt_lang']}"
+    return split.src, split.tgt, name
 
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seq2seq-bleu", description=__doc__)
     parser.add_argument("--hyp", help="existing translations to score")
-    parser.add_argument("--ref", action="append", help="reference file (repeat for several references)")
+    parser.add_argument(
+        "--ref", action="append", help="reference file (repeat for several references)"
+    )
     parser.add_argument("--checkpoint", help="translate --src with this checkpoint, then score")
     parser.add_argument("--src", help="source file to translate")
-    parser.add_argument("--split", default="test", help="without --src/--ref: this split of the checkpoint's corpus")
-    parser.add_argument("--data-root", help="without --src/--ref: corpus folder (default: the checkpoint's data.root)")
+    parser.add_argument(
+        "--split", default="test", help="without --src/--ref: this split of the checkpoint's corpus"
+    )
+    parser.add_argument(
+        "--data-root",
+        help="without --src/--ref: corpus folder (default: the checkpoint's data.root)",
+    )
     parser.add_argument("--output", help="also write the translations here")
     parser.add_argument("--json", help="append one JSON record of this evaluation to this file")
     add_search_arguments(parser)
     args = parser.parse_args(argv)
 
     record: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if args.hyp and args.checkpoint:
+        parser.error("give either --hyp (score a file) or --checkpoint (translate, then score)")
     if args.hyp:
         if not args.ref:
             parser.error("--hyp needs --ref")
+        if args.src:
+            parser.error("--src is only used with --checkpoint")
         hyps = read_lines(args.hyp)
         refs = [read_lines(r) for r in args.ref]
+        _check_aligned(hyps, args.hyp, refs, args.ref)
         record.update(hyp=args.hyp, ref=args.ref)
     elif args.checkpoint:
+        if bool(args.src) != bool(args.ref):
+            parser.error("--src and --ref go together (or give neither to use --split)")
         from .inference import Translator
 
+        options = search_options(args)  # inconsistent flags fail before the model loads
         translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
         src, ref, name = _test_set(args, translator.config)
-        options = search_options(args)
-        started = time.perf_counter()
-        hyps = translator.translate_text(src, search=args.search, batch_size=args.batch_size, **options)
-        seconds = time.perf_counter() - started
         refs = [ref] + [read_lines(r) for r in (args.ref or [])[1:]]
+        ref_names = args.ref or [f"the reference side of {name}"]
+        _check_aligned(src, args.src or name, refs, ref_names)
+        started = time.perf_counter()
+        hyps = translator.translate_text(
+            src, search=args.search, batch_size=args.batch_size, **options
+        )
+        seconds = time.perf_counter() - started
         record.update(
-            checkpoint=str(args.checkpoint), test_set=name, sentences=len(src), translate_seconds=round(seconds, 3),
+            checkpoint=str(args.checkpoint),
+            test_set=name,
+            sentences=len(src),
+            translate_seconds=round(seconds, 3),
             decoding={"search": args.search, "batch_size": args.batch_size, **options},
         )
         if args.output:
@@ -81,7 +121,9 @@ def _main(argv: list[str] | None = None) -> int:
     for result in metrics.values():
         print(result["text"])
         print(f"  signature: {result['signature']}")
-    record["metrics"] = {name: {"score": r["score"], "signature": r["signature"]} for name, r in metrics.items()}
+    record["metrics"] = {
+        name: {"score": r["score"], "signature": r["signature"]} for name, r in metrics.items()
+    }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "a", encoding="utf-8") as f:

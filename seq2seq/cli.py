@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from .checkpoint import CheckpointError
 from .data.corpus import CorpusError
@@ -15,19 +16,44 @@ from .registry import PluginError
 log = logging.getLogger("seq2seq")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 would silently translate nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("search")
-    group.add_argument("--search", default="greedy", help="strategy from the seq2seq.search group: greedy, beam, …")
-    group.add_argument("--beam-size", type=int, default=5)
-    group.add_argument("--nbest", type=int, default=1, help="hypotheses per input line (beam), tab-separated")
-    group.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha (beam)")
-    group.add_argument("--max-length", type=int, default=200, help="most tokens generated per sentence")
-    group.add_argument("--max-length-ratio", type=float, default=2.0, help="most tokens per source token (+10)")
     group.add_argument(
-        "--search-option", action="append", default=[], metavar="KEY=VALUE",
+        "--search", default="greedy", help="strategy from the seq2seq.search group: greedy, beam, …"
+    )
+    group.add_argument("--beam-size", type=positive_int, default=5)
+    group.add_argument(
+        "--nbest",
+        type=positive_int,
+        default=1,
+        help="hypotheses per input line (beam), tab-separated on that line",
+    )
+    group.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha (beam)")
+    group.add_argument(
+        "--max-length", type=positive_int, default=200, help="most tokens generated per sentence"
+    )
+    group.add_argument(
+        "--max-length-ratio", type=float, default=2.0, help="most tokens per source token (+10)"
+    )
+    group.add_argument(
+        "--search-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra option passed to a search plugin (repeatable)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="cpu")
 
 
@@ -41,15 +67,36 @@ def _parse_value(text: str) -> Any:
 
 
 def search_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"max_length": args.max_length, "max_length_ratio": args.max_length_ratio}
+    """Keyword options for the chosen search; inconsistent flags are a ValueError (exit 2)."""
+    options: dict[str, Any] = {
+        "max_length": args.max_length,
+        "max_length_ratio": args.max_length_ratio,
+    }
     if args.search == "beam":
-        options.update(beam_size=args.beam_size, nbest=args.nbest, length_penalty=args.length_penalty)
+        if args.nbest > args.beam_size:
+            raise ValueError(f"--nbest {args.nbest} cannot exceed --beam-size {args.beam_size}")
+        options.update(
+            beam_size=args.beam_size, nbest=args.nbest, length_penalty=args.length_penalty
+        )
+    elif args.nbest > 1:
+        raise ValueError(
+            f"--nbest {args.nbest} needs --search beam ('{args.search}' gives one hypothesis)"
+        )
     for item in args.search_option:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
         options[key.replace("-", "_")] = _parse_value(value)
     return options
+
+
+def utf8_stdout() -> TextIO:
+    """stdout writing UTF-8 with '\\n' line ends, whatever the locale says."""
+    stream = sys.stdout
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8", newline="\n")
+    return stream
 
 
 def read_lines_safely(stream: BinaryIO, name: str) -> Iterator[str]:
@@ -66,13 +113,30 @@ def read_lines_safely(stream: BinaryIO, name: str) -> Iterator[str]:
             yield raw.decode("utf-8", errors="replace")
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for a user error; OS errors name their file first."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def run_cli(body: Callable[[], int | None]) -> None:
     """Turn known user errors into one clear line on stderr and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         sys.exit(body() or 0)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix filters do.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        sys.exit(141)
     except (CheckpointError, CorpusError, PluginError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

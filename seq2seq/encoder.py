@@ -59,5 +59,7 @@ class Encoder(nn.Module):
         states, finals = self.rnn(x, lengths)
         # The sentence vector: the top layer's final hidden state of each direction.
         summary = torch.cat([first_tensor(s) for s in finals[-1]], dim=-1)
-        mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < lengths.to(src.device).unsqueeze(1)
+        mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < lengths.to(
+            src.device
+        ).unsqueeze(1)
         return EncoderOutput(self.dropout(states), mask, summary, lengths)

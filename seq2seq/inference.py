@@ -45,7 +45,9 @@ class Translator:
     def _encode(self, line: str) -> list[int]:
         ids = self.src_tokenizer.encode(clean_line(line))
         if len(ids) > self.max_source_tokens:
-            log.warning("source line of %d tokens truncated to %d", len(ids), self.max_source_tokens)
+            log.warning(
+                "source line of %d tokens truncated to %d", len(ids), self.max_source_tokens
+            )
             ids = ids[: self.max_source_tokens]
         return ids
 
@@ -65,7 +67,9 @@ class Translator:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             src, lengths = source_tensor([encoded[i] for i in chunk])
-            hyps = generate(self.model, src.to(device), lengths.to(device), search, **search_options)
+            hyps = generate(
+                self.model, src.to(device), lengths.to(device), search, **search_options
+            )
             for index, sentence_hyps in zip(chunk, hyps, strict=True):
                 results[index] = sentence_hyps or [Hypothesis([], float("-inf"))]
         return results

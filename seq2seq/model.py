@@ -40,8 +40,12 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.spec = spec
         cell = registry.load("seq2seq.cells", spec.cell)
-        self.src_embedding = nn.Embedding(spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID)
-        self.tgt_embedding = nn.Embedding(spec.tgt_vocab_size, spec.embedding_size, padding_idx=PAD_ID)
+        self.src_embedding = nn.Embedding(
+            spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID
+        )
+        self.tgt_embedding = nn.Embedding(
+            spec.tgt_vocab_size, spec.embedding_size, padding_idx=PAD_ID
+        )
         self.encoder = Encoder(
             cell,
             self.src_embedding,

@@ -58,7 +58,9 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, index)
 
 
-def step_loop(cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+def step_loop(
+    cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State]:
     """The plain path: one cell call per time step, padded steps masked out."""
     outputs = []
     for t in range(x.size(1)):
@@ -66,7 +68,9 @@ def step_loop(cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None) 
         if lengths is not None:
             live = (lengths.to(x.device) > t).unsqueeze(1)
             new_state = zip_state(
-                lambda new, old, live=live: torch.where(live.view(-1, *[1] * (new.dim() - 1)), new, old),
+                lambda new, old, live=live: torch.where(
+                    live.view(-1, *[1] * (new.dim() - 1)), new, old
+                ),
                 new_state,
                 state,
             )
@@ -115,7 +119,9 @@ class RecurrentStack(nn.Module):
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else self.output_size
             self.layers.append(
-                nn.ModuleList(cell_factory(in_size, hidden_size, **options) for _ in range(directions))
+                nn.ModuleList(
+                    cell_factory(in_size, hidden_size, **options) for _ in range(directions)
+                )
             )
         self.dropout = nn.Dropout(dropout)
 

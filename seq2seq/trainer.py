@@ -79,7 +79,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> ModelSpec:
-    options = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    options = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if isinstance(model_cfg, DictConfig)
+        else dict(model_cfg)
+    )
     return ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
 
 
@@ -114,7 +118,9 @@ class Trainer:
             except CheckpointError as exc:
                 raise TrainingError(f"cannot resume: {exc}") from exc
             if "optimizer" not in resumed:
-                raise TrainingError(f"cannot resume from {path}: it holds weights only (use last.pt)")
+                raise TrainingError(
+                    f"cannot resume from {path}: it holds weights only (use last.pt)"
+                )
             log.info("resuming from %s at step %d", path, resumed["progress"]["step"])
         tokenizers = None
         if resumed:
@@ -199,20 +205,36 @@ class Trainer:
         self.model.eval()
         total_nll, total_tokens = 0.0, 0
         with torch.inference_mode():
-            lengths = [max(len(s), len(t)) for s, t in zip(self.dev_tokens.src_ids, self.dev_tokens.tgt_ids, strict=True)]
-            for indices in token_batches(lengths, lengths, self.tcfg.batch_tokens, 0, 0, shuffle=False):
-                batch = make_batch([self.dev_tokens.src_ids[i] for i in indices], [self.dev_tokens.tgt_ids[i] for i in indices])
-                logits = self.model(batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device))
+            lengths = [
+                max(len(s), len(t))
+                for s, t in zip(self.dev_tokens.src_ids, self.dev_tokens.tgt_ids, strict=True)
+            ]
+            for indices in token_batches(
+                lengths, lengths, self.tcfg.batch_tokens, 0, 0, shuffle=False
+            ):
+                batch = make_batch(
+                    [self.dev_tokens.src_ids[i] for i in indices],
+                    [self.dev_tokens.tgt_ids[i] for i in indices],
+                )
+                logits = self.model(
+                    batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device)
+                )
                 total_nll += float(
                     F.cross_entropy(
-                        logits.flatten(0, 1).float(), batch.tgt_out.to(self.device).flatten(), ignore_index=PAD_ID, reduction="sum"
+                        logits.flatten(0, 1).float(),
+                        batch.tgt_out.to(self.device).flatten(),
+                        ignore_index=PAD_ID,
+                        reduction="sum",
                     )
                 )
                 total_tokens += batch.num_tokens
         n = self.tcfg.eval_sentences or len(self.data.dev)
         translator = Translator(self.model, self.data.src_tokenizer, self.data.tgt_tokenizer)
         hyps = translator.translate_text(
-            self.data.dev.src[:n], search="greedy", batch_size=128, max_length=self.tcfg.eval_max_length
+            self.data.dev.src[:n],
+            search="greedy",
+            batch_size=128,
+            max_length=self.tcfg.eval_max_length,
         )
         bleu = sacrebleu.corpus_bleu(hyps, [self.data.dev.tgt[:n]]).score
         self.model.train()
@@ -224,20 +246,37 @@ class Trainer:
         self.progress.last_eval_step = self.progress.step
         score = metrics[key]
         better = self.progress.best_score is None or (
-            score > self.progress.best_score if key == "dev_bleu" else score < self.progress.best_score
+            score > self.progress.best_score
+            if key == "dev_bleu"
+            else score < self.progress.best_score
         )
         if better:
             self.progress.best_score = score
             self.save("best.pt", full=False)
         if update_schedule:
-            self.progress.evals_without_improvement = 0 if better else self.progress.evals_without_improvement + 1
+            self.progress.evals_without_improvement = (
+                0 if better else self.progress.evals_without_improvement + 1
+            )
             self.scheduler.step(score)
             if self.tcfg.patience and self.progress.evals_without_improvement >= self.tcfg.patience:
-                self.stop_reason = f"early stopping: no {key} improvement in {self.tcfg.patience} evaluations"
-        self._log({"step": self.progress.step, "epoch": self.progress.epoch, **metrics, "best": self.progress.best_score})
+                self.stop_reason = (
+                    f"early stopping: no {key} improvement in {self.tcfg.patience} evaluations"
+                )
+        self._log(
+            {
+                "step": self.progress.step,
+                "epoch": self.progress.epoch,
+                **metrics,
+                "best": self.progress.best_score,
+            }
+        )
         log.info(
             "step %d: dev loss %.3f, ppl %.2f, BLEU %.2f%s",
-            self.progress.step, metrics["dev_loss"], metrics["dev_ppl"], metrics["dev_bleu"], " (best)" if better else "",
+            self.progress.step,
+            metrics["dev_loss"],
+            metrics["dev_ppl"],
+            metrics["dev_bleu"],
+            " (best)" if better else "",
         )
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -255,19 +294,26 @@ class Trainer:
         return None
 
     def _train_step(self, batch) -> float | None:
-        logits = self.model(batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device))
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.tgt_out.to(self.device).flatten(),
-            ignore_index=PAD_ID,
-            label_smoothing=self.tcfg.label_smoothing,
-            reduction="sum",
-        ) / batch.num_tokens
+        logits = self.model(
+            batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device)
+        )
+        loss = (
+            F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                batch.tgt_out.to(self.device).flatten(),
+                ignore_index=PAD_ID,
+                label_smoothing=self.tcfg.label_smoothing,
+                reduction="sum",
+            )
+            / batch.num_tokens
+        )
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             return None
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.clip_norm or float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.tcfg.clip_norm or float("inf")
+        )
         if not torch.isfinite(norm):
             return None
         self.optimizer.step()
@@ -277,11 +323,14 @@ class Trainer:
         self.progress.bad_steps += 1
         self.progress.skipped_steps += 1
         log.warning(
-            "step %d: loss or gradient is NaN/Inf; update skipped (%d in a row)", self.progress.step, self.progress.bad_steps
+            "step %d: loss or gradient is NaN/Inf; update skipped (%d in a row)",
+            self.progress.step,
+            self.progress.bad_steps,
         )
         if self.progress.bad_steps >= MAX_BAD_STEPS:
             raise TrainingError(
-                f"training diverged: {MAX_BAD_STEPS} NaN/Inf losses in a row at step {self.progress.step}. "
+                f"training diverged: {MAX_BAD_STEPS} NaN/Inf losses in a row "
+                f"at step {self.progress.step}. "
                 "Lower trainer.lr, set trainer.clip_norm, or check the data. "
                 f"The last good checkpoint is in {self.ckpt_dir}."
             )
@@ -301,20 +350,35 @@ class Trainer:
         self._install_signal_handlers()
         t, p = self.tcfg, self.progress
         self.model.train()
-        epoch_batches = token_batches(self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch)
+        epoch_batches = token_batches(
+            self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch
+        )
         log.info(
-            "%d batches per epoch, padding %.1f%%", len(epoch_batches),
+            "%d batches per epoch, padding %.1f%%",
+            len(epoch_batches),
             100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
         )
         total = t.max_steps or (t.max_epochs * len(epoch_batches))
-        bar = tqdm(total=total, initial=p.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            total=total,
+            initial=p.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
         self.stop_reason = self.stop_reason or self._budget_exhausted()
         while self.stop_reason is None and p.epoch < t.max_epochs:
-            epoch_batches = token_batches(self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch)
+            epoch_batches = token_batches(
+                self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch
+            )
             while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
                 indices = epoch_batches[p.batch_in_epoch]
-                batch = make_batch([self.data.train.src_ids[i] for i in indices], [self.data.train.tgt_ids[i] for i in indices])
+                batch = make_batch(
+                    [self.data.train.src_ids[i] for i in indices],
+                    [self.data.train.tgt_ids[i] for i in indices],
+                )
                 loss = self._train_step(batch)
                 p.batch_in_epoch += 1
                 p.step += 1
@@ -329,16 +393,31 @@ class Trainer:
                 if p.step % t.log_every == 0 and window_steps:
                     elapsed = time.monotonic() - window_start
                     record = {
-                        "step": p.step, "epoch": p.epoch, "train_loss": window_loss / window_steps,
-                        "lr": self.optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                        "step": p.step,
+                        "epoch": p.epoch,
+                        "train_loss": window_loss / window_steps,
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
                     }
                     self._log(record)
-                    bar.set_postfix(loss=f"{record['train_loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}")
-                    window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
+                    bar.set_postfix(
+                        loss=f"{record['train_loss']:.3f}",
+                        tok_s=f"{record['tgt_tokens_per_s']:.0f}",
+                    )
+                    window_tokens, window_loss, window_steps, window_start = (
+                        0,
+                        0.0,
+                        0,
+                        time.monotonic(),
+                    )
                 if t.eval_every and p.step % t.eval_every == 0:
                     self._after_eval(self.evaluate(), update_schedule=True)
                 self.stop_reason = self.stop_reason or self._budget_exhausted()
-                if t.checkpoint_every and p.step % t.checkpoint_every == 0 and self.stop_reason is None:
+                if (
+                    t.checkpoint_every
+                    and p.step % t.checkpoint_every == 0
+                    and self.stop_reason is None
+                ):
                     self.save("last.pt")
             if p.batch_in_epoch >= len(epoch_batches):
                 p.epoch += 1
@@ -351,4 +430,9 @@ class Trainer:
             self._after_eval(self.evaluate(), update_schedule=False)
         if self.stop_reason.startswith("received"):
             log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
-        return {"step": p.step, "epoch": p.epoch, "best_score": p.best_score, "stop_reason": self.stop_reason}
+        return {
+            "step": p.step,
+            "epoch": p.epoch,
+            "best_score": p.best_score,
+            "stop_reason": self.stop_reason,
+        }

@@ -7,7 +7,14 @@ import itertools
 import sys
 from contextlib import ExitStack
 
-from .cli import add_search_arguments, read_lines_safely, run_cli, search_options
+from .cli import (
+    add_search_arguments,
+    positive_int,
+    read_lines_safely,
+    run_cli,
+    search_options,
+    utf8_stdout,
+)
 from .inference import Translator
 
 
@@ -16,25 +23,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
     parser.add_argument("-i", "--input", help="source file (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
-    parser.add_argument("--chunk-lines", type=int, default=2000, help="lines read and translated at a time")
+    parser.add_argument(
+        "--chunk-lines",
+        type=positive_int,
+        default=2000,
+        help="lines read and translated at a time",
+    )
     add_search_arguments(parser)
     return parser
 
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = search_options(args)
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+    options = search_options(args)  # inconsistent flags fail before the model loads
     with ExitStack() as stack:
+        # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
         if args.output:
             sink = stack.enter_context(open(args.output, "w", encoding="utf-8", newline="\n"))
         else:
-            sink = sys.stdout
+            sink = utf8_stdout()
         lines = read_lines_safely(source, args.input or "<stdin>")
         while chunk := list(itertools.islice(lines, args.chunk_lines)):
-            results = translator.translate(chunk, search=args.search, batch_size=args.batch_size, **options)
+            results = translator.translate(
+                chunk, search=args.search, batch_size=args.batch_size, **options
+            )
             for hyps in results:
+                # detokenize() maps tabs and line breaks to spaces: one line per input line.
                 sink.write("\t".join(translator.detokenize(h) for h in hyps[: args.nbest]) + "\n")
             sink.flush()
     return 0

@@ -27,7 +27,9 @@ TINY = [
 
 
 def make_config(overrides: list[str], exp: str = "en_de") -> DictConfig:
-    os.environ.setdefault("SEQ2SEQ_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    os.environ.setdefault(
+        "SEQ2SEQ_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
     with initialize_config_module(config_module="seq2seq.conf", version_base="1.3"):
         return compose(config_name="config", overrides=[f"+exp={exp}", *overrides])
 

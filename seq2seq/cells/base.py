@@ -42,7 +42,9 @@ class FusedCell(nn.Module):
         self, x: Tensor, state: State, lengths: Tensor | None = None
     ) -> tuple[Tensor, State]:
         """Whole-sequence fused path: outputs [B, T, H] and the state after each row's last step."""
-        h0 = tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state.unsqueeze(0)
+        h0 = (
+            tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state.unsqueeze(0)
+        )
         if lengths is None:
             out, final = self.rnn(x, h0)
         else:

@@ -31,7 +31,9 @@ class ElmanCell(FusedCell):
         elif self.activation == "relu":
             h = torch.rnn_relu_cell(x, state, w_ih, w_hh, b_ih, b_hh)
         else:
-            h = torch.sigmoid(nn.functional.linear(x, w_ih, b_ih) + nn.functional.linear(state, w_hh, b_hh))
+            h = torch.sigmoid(
+                nn.functional.linear(x, w_ih, b_ih) + nn.functional.linear(state, w_hh, b_hh)
+            )
         return h, h
 
 

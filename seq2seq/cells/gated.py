@@ -30,7 +30,9 @@ class LSTMCell(FusedCell):
                 for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0):
                     bias[hidden_size : 2 * hidden_size].fill_(forget_bias / 2)
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, c = torch.lstm_cell(x, state, *self._weights())
         return h, (h, c)
 

@@ -60,7 +60,10 @@ def token_batches(
     padded tokens (the longer side counts). The order depends only on (seed, epoch),
     which is what makes resuming in the middle of an epoch exact."""
     rng = random.Random(seed * 100_003 + epoch)
-    keys = [(t, s, rng.random() if shuffle else i) for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True))]
+    keys = [
+        (t, s, rng.random() if shuffle else i)
+        for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True))
+    ]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     batches: list[list[int]] = []
     current: list[int] = []
@@ -79,7 +82,9 @@ def token_batches(
     return batches
 
 
-def padding_fraction(batches: list[list[int]], src_lengths: list[int], tgt_lengths: list[int]) -> float:
+def padding_fraction(
+    batches: list[list[int]], src_lengths: list[int], tgt_lengths: list[int]
+) -> float:
     real = padded = 0
     for batch in batches:
         for lengths in (src_lengths, tgt_lengths):

@@ -39,8 +39,13 @@ def load_splits(data_cfg: Any) -> dict[str, ParallelSplit]:
     if data_cfg.corpus == "files":
         splits = load_files(dict(data_cfg.files))
     else:
-        splits = load_corpus(data_cfg.corpus, Path(data_cfg.root), data_cfg.src_lang, data_cfg.tgt_lang)
-    for name, limit in (("train", data_cfg.get("train_subset")), ("dev", data_cfg.get("dev_subset"))):
+        splits = load_corpus(
+            data_cfg.corpus, Path(data_cfg.root), data_cfg.src_lang, data_cfg.tgt_lang
+        )
+    for name, limit in (
+        ("train", data_cfg.get("train_subset")),
+        ("dev", data_cfg.get("dev_subset")),
+    ):
         if limit:
             split = splits[name]
             splits[name] = ParallelSplit(split.src[:limit], split.tgt[:limit])
@@ -80,12 +85,18 @@ def tokenize(
         desc="tokenizing",
     )
     src_ids, tgt_ids = table["src_ids"], table["tgt_ids"]
-    keep = [i for i in range(len(src_ids)) if len(src_ids[i]) <= max_length and len(tgt_ids[i]) <= max_length]
+    keep = [
+        i
+        for i in range(len(src_ids))
+        if len(src_ids[i]) <= max_length and len(tgt_ids[i]) <= max_length
+    ]
     too_long = len(src_ids) - len(keep)
     return TokenizedCorpus([src_ids[i] for i in keep], [tgt_ids[i] for i in keep]), too_long
 
 
-def prepare_data(data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None) -> PreparedData:
+def prepare_data(
+    data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
+) -> PreparedData:
     """Load and clean the corpus; train the tokenizer(s) unless given (resume); tokenize."""
     splits = load_splits(data_cfg)
     src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
@@ -96,4 +107,6 @@ def prepare_data(data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Token
     report.too_long = too_long
     report.kept = len(tokenized)
     log.info("training data: %s", report)
-    return PreparedData(tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report)
+    return PreparedData(
+        tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report
+    )

@@ -24,7 +24,9 @@ def length_limits(src_lengths: Tensor, max_length: int, max_length_ratio: float)
     return limit.clamp(max=max_length, min=1)
 
 
-def generate(model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options) -> list[list[Hypothesis]]:
+def generate(
+    model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options
+) -> list[list[Hypothesis]]:
     from .. import registry
 
     search = registry.load("seq2seq.search", strategy)

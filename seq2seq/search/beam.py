@@ -64,7 +64,12 @@ def beam_search(
             tokens = history[base[b, 0] + top_beam[b, j]].tolist()
             if top_token[b, j] != EOS_ID:
                 tokens.append(int(top_token[b, j]))
-            finished[b].append(Hypothesis(tokens, _normalise(float(top_scores[b, j].detach()), len(tokens) + 1, length_penalty)))
+            finished[b].append(
+                Hypothesis(
+                    tokens,
+                    _normalise(float(top_scores[b, j].detach()), len(tokens) + 1, length_penalty),
+                )
+            )
             if len(finished[b]) >= k:
                 done[b] = True
         for b in range(batch):
@@ -79,6 +84,6 @@ def beam_search(
         source = (base + top_beam.gather(1, order)).view(-1)
         last = top_token.gather(1, order).view(-1)
         history = torch.cat([history.index_select(0, source), last.unsqueeze(1)], dim=1)
-        state = map_state(lambda s: s.index_select(0, source), state)
+        state = map_state(lambda s, source=source: s.index_select(0, source), state)
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]

@@ -26,7 +26,9 @@ class VocabularyTokenizer:
     @classmethod
     def train(cls, texts: list[str], vocab_size: int, min_count: int = 1) -> VocabularyTokenizer:
         counts = Counter(unit for text in texts for unit in cls.split(text))
-        ranked = sorted((u for u, c in counts.items() if c >= min_count), key=lambda u: (-counts[u], u))
+        ranked = sorted(
+            (u for u, c in counts.items() if c >= min_count), key=lambda u: (-counts[u], u)
+        )
         return cls(ranked[: max(0, vocab_size - len(SPECIALS))])
 
     def encode(self, text: str) -> list[int]:

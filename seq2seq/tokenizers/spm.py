@@ -28,7 +28,9 @@ class SentencePieceTokenizer:
         seed_sentencepiece_size: int = 1_000_000,
     ) -> SentencePieceTokenizer:
         if model_type not in ("unigram", "bpe"):
-            raise ValueError(f"sentencepiece: model_type must be 'unigram' or 'bpe', got '{model_type}'")
+            raise ValueError(
+                f"sentencepiece: model_type must be 'unigram' or 'bpe', got '{model_type}'"
+            )
         sentences = [t for t in texts if t.strip()]
         if not sentences:
             raise ValueError("sentencepiece: cannot train a tokenizer on an empty corpus")
