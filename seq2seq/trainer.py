@@ -400,10 +400,14 @@ class Trainer:
                         "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
                     }
                     self._log(record)
-                    bar.set_postfix(
-                        loss=f"{record['train_loss']:.3f}",
-                        tok_s=f"{record['tgt_tokens_per_s']:.0f}",
-                    )
+                    postfix = {
+                        "loss": f"{record['train_loss']:.3f}",
+                        "tok/s": f"{record['tgt_tokens_per_s']:.0f}",
+                    }
+                    if t.max_time:
+                        left = max(0.0, t.max_time * 60 - (time.monotonic() - self.started))
+                        postfix["time_left"] = f"{left / 60:.1f}min"
+                    bar.set_postfix(postfix)
                     window_tokens, window_loss, window_steps, window_start = (
                         0,
                         0.0,

@@ -1,0 +1,80 @@
+"""Installs as a built wheel; configs are found from any working directory."""
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+
+def test_builtins_are_registered_through_entry_points():
+    for group, names in {
+        "seq2seq.cells": {"elman", "gru", "lstm"},
+        "seq2seq.tokenizers": {"sentencepiece", "char", "word"},
+        "seq2seq.decoders": {"fixed"},
+        "seq2seq.search": {"greedy", "beam"},
+    }.items():
+        assert names <= {ep.name for ep in entry_points(group=group)}
+
+
+@pytest.fixture(scope="module")
+def wheel_site(tmp_path_factory, repo_root):
+    """The project built as a wheel and installed into a folder of its own."""
+    build = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(build),
+            str(repo_root),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = build.glob("seq2seq-*.whl")
+    site = build / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return site
+
+
+def test_wheel_carries_configs_usable_from_any_directory(wheel_site, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(wheel_site)}
+    check = (
+        "import seq2seq, pathlib; "
+        f"site = pathlib.Path({str(wheel_site)!r}); "
+        "assert pathlib.Path(seq2seq.__file__).is_relative_to(site), seq2seq.__file__"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=tmp_path)
+    for exp, corpus in (("en_es", "tatoeba_en_es"), ("en_de", "multi30k")):
+        result = subprocess.run(
+            [sys.executable, "-m", "seq2seq.train", f"+exp={exp}", "--cfg", "job"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"corpus: {corpus}" in result.stdout
+        assert "cell: gru" in result.stdout
