@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from . import registry
 from .encoder import Encoder, EncoderOutput
+from .init import initialize
+from .rnn import compile_cells
 from .tokenizers import PAD_ID
 
 
@@ -30,6 +32,9 @@ class ModelSpec:
     decoder: str = "fixed"
     decoder_options: dict[str, Any] = field(default_factory=dict)
     fused: bool = True
+    compile_cell: bool | str = False  # false | true (script, else compile) | script | compile
+    init: str = "default"  # default | gaussian | xavier | orthogonal (recurrent weights)
+    init_std: float = 1.0  # std of the gaussian scheme
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,6 +45,15 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.spec = spec
         cell = registry.load("seq2seq.cells", spec.cell)
+        encoder_size = spec.encoder_hidden_size or spec.hidden_size
+        registry.validate_options(
+            "cell",
+            spec.cell,
+            cell,
+            spec.cell_options,
+            fixed=(spec.embedding_size, encoder_size),
+            source="model.cell_options",
+        )
         self.src_embedding = nn.Embedding(
             spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID
         )
@@ -49,7 +63,7 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(
             cell,
             self.src_embedding,
-            spec.encoder_hidden_size or spec.hidden_size,
+            encoder_size,
             spec.num_layers,
             spec.bidirectional,
             spec.dropout,
@@ -57,7 +71,7 @@ class Seq2Seq(nn.Module):
             fused=spec.fused,
         )
         decoder_factory = registry.load("seq2seq.decoders", spec.decoder)
-        self.decoder = decoder_factory(
+        decoder_args = dict(
             embedding_size=spec.embedding_size,
             encoder_size=self.encoder.output_size,
             hidden_size=spec.hidden_size,
@@ -66,10 +80,23 @@ class Seq2Seq(nn.Module):
             num_layers=spec.num_layers,
             dropout=spec.dropout,
             fused=spec.fused,
-            **spec.decoder_options,
         )
+        registry.validate_options(
+            "decoder",
+            spec.decoder,
+            decoder_factory,
+            spec.decoder_options,
+            framework=decoder_args,
+            source="model.decoder_options",
+        )
+        self.decoder = decoder_factory(**decoder_args, **spec.decoder_options)
         self.embedding_dropout = nn.Dropout(spec.dropout)
         self.generator = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
+        if spec.init != "default":
+            initialize(self.encoder.rnn, spec.init, std=spec.init_std)
+            initialize(self.decoder, spec.init, std=spec.init_std)
+        if spec.compile_cell:
+            compile_cells(self, spec.compile_cell)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         return self.encoder(src, src_lengths)

@@ -23,7 +23,15 @@ USER_ERRORS = (CorpusError, PluginError, TrainingError, CheckpointError, ValueEr
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train one model into run_dir (the Hydra run directory); returns a summary."""
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
-    summary = Trainer(cfg, run_dir).train()
+    task = cfg.get("task", "translation")
+    if task not in ("translation", "lm"):
+        raise ValueError(f"task must be 'translation' or 'lm', got {task!r}")
+    if task == "lm":
+        from .lm import train_lm  # the character language model (+exp=char_lm, +exp=hello)
+
+        summary = train_lm(cfg, run_dir)
+    else:
+        summary = Trainer(cfg, run_dir).train()
     log.info("done: %s; checkpoints in %s", summary, run_dir / "checkpoints")
     return summary
 

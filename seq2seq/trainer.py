@@ -158,9 +158,12 @@ class Trainer:
         )
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        saved = payload["model_spec"]
-        if saved != self.spec.to_dict():
-            changed = sorted(k for k in saved if saved[k] != self.spec.to_dict().get(k))
+        # How the cells run (fused, compiled) does not change the weights.
+        ignored = {"fused", "compile_cell"}
+        saved = {k: v for k, v in payload["model_spec"].items() if k not in ignored}
+        current = {k: v for k, v in self.spec.to_dict().items() if k not in ignored}
+        if saved != current:
+            changed = sorted(k for k in current if saved.get(k) != current[k])
             raise TrainingError(
                 f"cannot resume: the checkpoint's model differs from the config in {changed}. "
                 "Resume with the original model settings, or start a new run."

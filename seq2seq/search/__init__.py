@@ -30,5 +30,17 @@ def generate(
     from .. import registry
 
     search = registry.load("seq2seq.search", strategy)
+    # Every strategy takes the length limits (the contract); the rest are its own options.
+    limits = {key: options[key] for key in ("max_length", "max_length_ratio") if key in options}
+    own = {key: value for key, value in options.items() if key not in limits}
+    registry.validate_options(
+        "search",
+        strategy,
+        search,
+        own,
+        fixed=(model, src, src_lengths),
+        framework=limits,
+        source="--search-option",
+    )
     with torch.inference_mode():
         return search(model, src, src_lengths, **options)

@@ -49,6 +49,7 @@ def beam_search(
         logp, state = model.decode_step(last, enc, state)
         vocab = logp.size(-1)
         logp[:, PAD_ID] = -float("inf")
+        logp[:, BOS_ID] = -float("inf")  # never an output: BOS only starts the decoder
         if t < min_length:
             logp[:, EOS_ID] = -float("inf")
         candidates = (scores.view(-1, 1) + logp).view(batch, k * vocab)

@@ -23,6 +23,7 @@ def greedy_search(
     for t in range(int(limits.max())):
         logp, state = model.decode_step(tokens, enc, state)
         logp[:, PAD_ID] = -float("inf")
+        logp[:, BOS_ID] = -float("inf")  # never an output: BOS only starts the decoder
         best, tokens = logp.max(dim=-1)
         scores += torch.where(finished, torch.zeros_like(best), best)
         tokens = tokens.masked_fill(finished, PAD_ID)

@@ -37,6 +37,9 @@ class Tokenizer(Protocol):
 
 def train_tokenizer(kind: str, texts: list[str], vocab_size: int, **options: Any) -> Tokenizer:
     cls = registry.load("seq2seq.tokenizers", kind)
+    registry.validate_options(
+        "tokenizer", kind, cls.train, options, fixed=(texts, vocab_size), source="tokenizer.options"
+    )
     return cls.train(texts, vocab_size, **options)
 
 
