@@ -63,7 +63,7 @@ def _parse_value(text: str) -> Any:
             return cast(text)
         except ValueError:
             pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+    return {"true": True, "false": False, "none": None, "null": None}.get(text.lower(), text)
 
 
 def search_options(args: argparse.Namespace) -> dict[str, Any]:

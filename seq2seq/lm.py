@@ -23,10 +23,8 @@ to the start of the stream; both unset is full BPTT (meant for short texts such 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,18 +35,15 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from . import registry
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .init import initialize
 from .lm_data import CharVocab, eval_streams, load_text, make_streams, save_vocab, shuffle_lines
 from .rnn import RecurrentStack, State, map_state
+from .run_base import TrainingError, TrainingRun
 from .trainer import (
     MAX_BAD_STEPS,
-    TrainingError,
-    resolve_device,
-    resume_path,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -288,16 +283,11 @@ class LMProgress:
     bad_steps: int = 0
 
 
-class LMTrainer:
+class LMTrainer(TrainingRun):
+    """Trains a character language model (`task: lm`) with truncated BPTT."""
+
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
-        self.cfg = cfg
-        self.tcfg = cfg.trainer
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.device = resolve_device(self.tcfg.device)
-        self.stop_reason: str | None = None
-        self.started = time.monotonic()
+        super().__init__(cfg, run_dir)
         self.last_metrics: dict[str, float] | None = None
         tbptt = self.tcfg.get("tbptt") or {}
         self.k1 = tbptt.get("k1")
@@ -309,19 +299,10 @@ class LMTrainer:
         seed_everything(self.tcfg.seed)
         if self.tcfg.get("threads"):
             torch.set_num_threads(self.tcfg.threads)
-        resumed = None
-        if self.tcfg.get("resume"):
-            path = resume_path(self.tcfg.resume)
-            try:
-                resumed = load_checkpoint(path)
-            except CheckpointError as exc:
-                raise TrainingError(f"cannot resume: {exc}") from exc
-            if "optimizer" not in resumed or "lm_spec" not in resumed:
-                raise TrainingError(
-                    f"cannot resume from {path}: it is not a full character-LM checkpoint "
-                    "(use the run's checkpoints/last.pt)"
-                )
-            log.info("resuming from %s at step %d", path, resumed["progress"]["step"])
+        resumed = self.load_resume(
+            ("optimizer", "lm_spec"),
+            "it is not a full character-LM checkpoint (use the run's checkpoints/last.pt)",
+        )
         data = self.cfg.data
         self.text = load_text(data)
         if resumed:
@@ -396,17 +377,6 @@ class LMTrainer:
             )
         return payload
 
-    def save(self, name: str, full: bool = True) -> None:
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            log.error("not writing %s: the model has NaN/Inf weights", name)
-            return
-        save_checkpoint(self.ckpt_dir / name, self._payload(full))
-
-    def _log(self, record: dict[str, Any]) -> None:
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
         """Bits per character on the held-out text (every character after the first)."""
@@ -476,14 +446,6 @@ class LMTrainer:
         result["loss"] = float(loss.detach())
         return result
 
-    def _budget_exhausted(self) -> str | None:
-        t, p = self.tcfg, self.progress
-        if t.get("max_steps") and p.step >= t.max_steps:
-            return f"reached trainer.max_steps={t.max_steps}"
-        if t.get("max_time") and time.monotonic() - self.started >= t.max_time * 60:
-            return f"reached trainer.max_time={t.max_time} minutes"
-        return None
-
     def _epoch_streams(self, epoch: int) -> tuple[Tensor, Tensor, list[Window]]:
         ids = shuffle_lines(self.train_ids, self.newline_id, self.tcfg.seed * 1000 + epoch)
         inputs, targets = make_streams(ids, self.tcfg.batch_size)
@@ -492,16 +454,6 @@ class LMTrainer:
             targets.to(self.device),
             plan_updates(inputs.size(1), self.k1, self.k2),
         )
-
-    def _install_signal_handlers(self) -> None:
-        def request_stop(signum, _frame):
-            self.stop_reason = f"received {signal.Signals(signum).name}"
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, request_stop)
-            except ValueError:  # not in the main thread
-                pass
 
     def _show_table(self, when: str) -> None:
         table = confidence_table(self.model, self.vocab, self.text.valid[:41])
@@ -535,15 +487,7 @@ class LMTrainer:
             inputs.size(1),
             len(windows),
         )
-        total = t.get("max_steps") or t.max_epochs * len(windows)
-        bar = tqdm(
-            total=total,
-            initial=p.step,
-            desc="train lm",
-            unit="step",
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
+        bar = self.progress_bar(len(windows), "train lm")
         window_loss, window_steps, window_chars, window_clips = 0.0, 0, 0, 0
         window_start = time.monotonic()
         self.stop_reason = self.stop_reason or self._budget_exhausted()

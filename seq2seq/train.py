@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import CheckpointError
 from .data.corpus import CorpusError
 from .registry import PluginError
-from .trainer import Trainer, TrainingError
+from .run_base import TrainingError
+from .trainer import Trainer
 
 log = logging.getLogger("seq2seq.train")
 

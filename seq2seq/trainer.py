@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,22 +14,17 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data.batching import make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq
+from .run_base import TrainingError, TrainingRun
 from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
 
 log = logging.getLogger(__name__)
 
 MAX_BAD_STEPS = 5  # consecutive non-finite losses before giving up
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, incompatible resume, …); the message says why."""
 
 
 @dataclass
@@ -72,12 +64,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> ModelSpec:
     options = (
         OmegaConf.to_container(model_cfg, resolve=True)
@@ -87,41 +73,15 @@ def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> Mo
     return ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
 
 
-def resume_path(resume: str) -> Path:
-    path = Path(resume)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
-    return path
-
-
-class Trainer:
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
-        self.cfg = cfg
-        self.tcfg = cfg.trainer
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.device = resolve_device(self.tcfg.device)
-        self.stop_reason: str | None = None
-        self.started = time.monotonic()
+class Trainer(TrainingRun):
+    """Trains a translation model (`task: translation`)."""
 
     # ----------------------------------------------------------------- setup
     def setup(self) -> None:
         seed_everything(self.tcfg.seed)
         if self.tcfg.threads:
             torch.set_num_threads(self.tcfg.threads)
-        resumed = None
-        if self.tcfg.resume:
-            path = resume_path(self.tcfg.resume)
-            try:
-                resumed = load_checkpoint(path)
-            except CheckpointError as exc:
-                raise TrainingError(f"cannot resume: {exc}") from exc
-            if "optimizer" not in resumed:
-                raise TrainingError(
-                    f"cannot resume from {path}: it holds weights only (use last.pt)"
-                )
-            log.info("resuming from %s at step %d", path, resumed["progress"]["step"])
+        resumed = self.load_resume(("optimizer",), "it holds weights only (use last.pt)")
         tokenizers = None
         if resumed:
             saved = resumed["tokenizers"]
@@ -193,15 +153,6 @@ class Trainer:
                 rng=rng_state(),
             )
         return payload
-
-    def _weights_are_finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.model.parameters())
-
-    def save(self, name: str, full: bool = True) -> None:
-        if not self._weights_are_finite():
-            log.error("not writing %s: the model has NaN/Inf weights", name)
-            return
-        save_checkpoint(self.ckpt_dir / name, self._payload(full))
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
@@ -282,20 +233,7 @@ class Trainer:
             " (best)" if better else "",
         )
 
-    def _log(self, record: dict[str, Any]) -> None:
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
     # -------------------------------------------------------------- training
-    def _budget_exhausted(self) -> str | None:
-        t = self.tcfg
-        if t.max_steps and self.progress.step >= t.max_steps:
-            return f"reached trainer.max_steps={t.max_steps}"
-        if t.max_time and time.monotonic() - self.started >= t.max_time * 60:
-            return f"reached trainer.max_time={t.max_time} minutes"
-        return None
-
     def _train_step(self, batch) -> float | None:
         logits = self.model(
             batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device)
@@ -338,16 +276,6 @@ class Trainer:
                 f"The last good checkpoint is in {self.ckpt_dir}."
             )
 
-    def _install_signal_handlers(self) -> None:
-        def request_stop(signum, _frame):
-            self.stop_reason = f"received {signal.Signals(signum).name}"
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, request_stop)
-            except ValueError:  # not in the main thread
-                pass
-
     def train(self) -> dict[str, Any]:
         self.setup()
         self._install_signal_handlers()
@@ -361,15 +289,7 @@ class Trainer:
             len(epoch_batches),
             100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
         )
-        total = t.max_steps or (t.max_epochs * len(epoch_batches))
-        bar = tqdm(
-            total=total,
-            initial=p.step,
-            desc="train",
-            unit="step",
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
+        bar = self.progress_bar(len(epoch_batches), "train")
         window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
         self.stop_reason = self.stop_reason or self._budget_exhausted()
         while self.stop_reason is None and p.epoch < t.max_epochs:

@@ -54,6 +54,8 @@ class VocabularyTokenizer:
 
 
 class CharTokenizer(VocabularyTokenizer):
+    """Characters as tokens: no unknown words, long sequences."""
+
     separator = ""
 
     @staticmethod
@@ -62,6 +64,8 @@ class CharTokenizer(VocabularyTokenizer):
 
 
 class WordTokenizer(VocabularyTokenizer):
+    """Whitespace-separated words as tokens, most frequent first; the rest become <unk>."""
+
     separator = " "
 
     @staticmethod

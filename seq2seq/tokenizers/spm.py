@@ -12,6 +12,8 @@ from . import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 class SentencePieceTokenizer:
+    """SentencePiece subwords (model_type unigram or bpe), trained on the training split."""
+
     def __init__(self, model_proto: bytes) -> None:
         self.model_proto = model_proto
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)

@@ -1,0 +1,114 @@
+"""What every training loop shares: run folder, metrics log, budgets, signals, safe saves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, incompatible resume, …); the message says why."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resume_path(resume: str) -> Path:
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    return path
+
+
+class TrainingRun:
+    """Base of the trainers. Subclasses set `self.model`, `self.progress` (with a
+    `step`) and implement `_payload(full) -> dict`."""
+
+    model: torch.nn.Module
+    progress: Any
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.tcfg = cfg.trainer
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.device = resolve_device(self.tcfg.device)
+        self.stop_reason: str | None = None
+        self.started = time.monotonic()
+
+    def _payload(self, full: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_resume(self, required: tuple[str, ...], hint: str) -> dict[str, Any] | None:
+        """The checkpoint named by trainer.resume, or None; `required` keys must be in it."""
+        if not self.tcfg.get("resume"):
+            return None
+        path = resume_path(self.tcfg.resume)
+        try:
+            payload = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise TrainingError(f"cannot resume: {exc}") from exc
+        if any(key not in payload for key in required):
+            raise TrainingError(f"cannot resume from {path}: {hint}")
+        log.info("resuming from %s at step %d", path, payload["progress"]["step"])
+        return payload
+
+    def save(self, name: str, full: bool = True) -> None:
+        """Atomic save; a model with NaN/Inf weights is never written."""
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            log.error("not writing %s: the model has NaN/Inf weights", name)
+            return
+        save_checkpoint(self.ckpt_dir / name, self._payload(full))
+
+    def progress_bar(self, steps_per_epoch: int, desc: str) -> tqdm:
+        t = self.tcfg
+        total = t.get("max_steps") or t.max_epochs * steps_per_epoch
+        return tqdm(
+            total=total,
+            initial=self.progress.step,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _budget_exhausted(self) -> str | None:
+        t = self.tcfg
+        if t.get("max_steps") and self.progress.step >= t.max_steps:
+            return f"reached trainer.max_steps={t.max_steps}"
+        if t.get("max_time") and time.monotonic() - self.started >= t.max_time * 60:
+            return f"reached trainer.max_time={t.max_time} minutes"
+        return None
+
+    def _install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM ask the loop to stop; it then saves last.pt and says how to resume."""
+
+        def request_stop(signum, _frame):
+            self.stop_reason = f"received {signal.Signals(signum).name}"
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, request_stop)
+            except ValueError:  # not in the main thread
+                pass
