@@ -7,6 +7,9 @@ import itertools
 import sys
 from contextlib import ExitStack
 
+import torch
+
+from . import registry
 from .cli import (
     add_search_arguments,
     positive_int,
@@ -29,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="lines read and translated at a time",
     )
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
     add_search_arguments(parser)
     return parser
 
@@ -36,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = search_options(args)  # inconsistent flags fail before the model loads
+    registry.load("seq2seq.search", args.search)  # so does an unknown strategy
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with ExitStack() as stack:
         # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
@@ -45,7 +52,9 @@ def _main(argv: list[str] | None = None) -> int:
         else:
             sink = utf8_stdout()
         lines = read_lines_safely(source, args.input or "<stdin>")
-        while chunk := list(itertools.islice(lines, args.chunk_lines)):
+        # Typed at a terminal: answer each line as it comes rather than every chunk.
+        chunk_lines = 1 if source.isatty() else args.chunk_lines
+        while chunk := list(itertools.islice(lines, chunk_lines)):
             results = translator.translate(
                 chunk, search=args.search, batch_size=args.batch_size, **options
             )

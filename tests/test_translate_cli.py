@@ -291,3 +291,14 @@ def test_bad_flags_exit_2(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_unknown_search_fails_before_anything_is_written(
+    checkpoint: Path, corpus_file: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out.de"
+    args = ["--checkpoint", str(checkpoint), "-i", str(corpus_file), "-o", str(out)]
+    code = run_translate([*args, "--search", "beem"])
+    assert code == 2
+    assert_one_error(capsys, "unknown search 'beem'", "beam (seq2seq)")
+    assert not out.exists()
