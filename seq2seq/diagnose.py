@@ -213,7 +213,7 @@ def compose_gradients_config(overrides: list[str]) -> Any:
 
 # ------------------------------------------------------------------ clipping
 def clipping_report(run_dir: str | Path) -> dict[str, Any]:
-    """How often clipping fired in a character-LM run, from its metrics.jsonl."""
+    """How often clipping fired in a training run (translation or LM), from its metrics.jsonl."""
     run_dir = Path(run_dir)
     path = run_dir / "metrics.jsonl" if run_dir.is_dir() else run_dir
     if not path.exists():
@@ -222,8 +222,8 @@ def clipping_report(run_dir: str | Path) -> dict[str, Any]:
     totals = [r for r in records if "clip_events_total" in r]
     if not totals:
         raise ValueError(
-            f"{path} has no gradient-clipping counts; they are recorded by task=lm runs "
-            "(+exp=char_lm, +exp=hello)"
+            f"{path} has no gradient-clipping counts; runs record them every "
+            "trainer.log_every steps"
         )
     last = totals[-1]
     windows = [r for r in records if "clip_fraction" in r]

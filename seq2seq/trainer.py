@@ -39,6 +39,8 @@ class Progress:
     bad_steps: int = 0
     skipped_steps: int = 0
     last_eval_step: int = -1
+    updates: int = 0  # updates applied (finite loss and gradient)
+    clip_events: int = 0  # updates whose gradient norm exceeded trainer.clip_norm
 
 
 def seed_everything(seed: int) -> None:
@@ -258,6 +260,9 @@ class Trainer(TrainingRun):
         if not torch.isfinite(norm):
             return None
         self.optimizer.step()
+        self.progress.updates += 1
+        if self.tcfg.clip_norm and float(norm) > self.tcfg.clip_norm:
+            self.progress.clip_events += 1
         return float(loss.detach())
 
     def _handle_bad_step(self) -> None:
@@ -321,6 +326,9 @@ class Trainer(TrainingRun):
                         "train_loss": window_loss / window_steps,
                         "lr": self.optimizer.param_groups[0]["lr"],
                         "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                        "clip_norm": t.clip_norm,
+                        "clip_events_total": p.clip_events,
+                        "updates_total": p.updates,
                     }
                     self._log(record)
                     postfix = {

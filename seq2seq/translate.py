@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="lines read and translated at a time",
     )
-    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
+    )
     add_search_arguments(parser)
     return parser
 

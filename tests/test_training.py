@@ -129,3 +129,14 @@ def test_config_mistakes_fail_with_a_clear_message(overrides, expected, tmp_path
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_clipping_is_counted_and_reported(tmp_path):
+    from seq2seq.diagnose import clipping_report
+
+    run = train_tiny(
+        tmp_path / "run",
+        ["trainer.max_steps=6", "trainer.eval_every=0", "trainer.clip_norm=0.001"],
+    )
+    report = clipping_report(run)
+    assert report["updates"] == 6 and report["clip_events"] == 6 and report["clip_norm"] == 0.001
