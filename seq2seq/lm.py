@@ -1,271 +1,35 @@
-"""Character-level language model trained with truncated backpropagation through time.
+"""Training the character language model (`task: lm`) with truncated BPTT (see tbptt.py).
 
 `python -m seq2seq.train +exp=char_lm` (or `+exp=hello`) lands here through
 `seq2seq.train.train` when `task: lm`.
-
-Truncated BPTT (Williams & Peng 1990), `trainer.tbptt.k1` / `trainer.tbptt.k2`:
-each of the `trainer.batch_size` streams is consumed k1 characters at a time; after
-every k1 new characters one update is made, whose loss is the cross-entropy of the
-newest min(k1, k2) characters and whose backward pass reaches back exactly k2 steps
-from the update. The hidden state is carried across updates and detached at the
-truncation point, so no gradient ever flows further back than k2 steps:
-
-- k1 = k2 = k: the usual chunked TBPTT (state carried, detached between chunks);
-- k2 > k1: overlapping windows; the k2 - k1 older steps are re-run from the state
-  that was kept (detached) at the window's start;
-- k2 < k1: the first k1 - k2 new steps of a chunk only advance the state (no gradient,
-  no loss).
-
-Unset k1 means one update per pass over the stream; unset k2 means backpropagating
-to the start of the stream; both unset is full BPTT (meant for short texts such as
-"hello"). The state starts from zeros at the start of every epoch.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
+from torch import Tensor
 
-from . import registry
-from .checkpoint import CheckpointError, load_checkpoint
-from .init import initialize
 from .lm_data import CharVocab, eval_streams, load_text, make_streams, save_vocab, shuffle_lines
-from .rnn import RecurrentStack, State, map_state
-from .run_base import TrainingError, TrainingRun
-from .trainer import (
-    MAX_BAD_STEPS,
-    rng_state,
-    seed_everything,
-    set_rng_state,
+from .lm_model import (
+    LN2,
+    CharLM,
+    LMSpec,
+    confidence_table,
 )
+from .rnn import map_state
+from .run_base import TrainingError, TrainingRun
+from .tbptt import Window, plan_updates, run_window
+from .trainer import MAX_BAD_STEPS, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
-
-LN2 = math.log(2.0)
-
-
-# ------------------------------------------------------------------ model
-@dataclass
-class LMSpec:
-    """Everything needed to rebuild a character LM; stored in every checkpoint."""
-
-    vocab_size: int
-    cell: str = "lstm"
-    cell_options: dict[str, Any] = field(default_factory=dict)
-    embedding_size: int | None = 64  # None or 0: one-hot inputs
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.0
-    fused: bool = True
-    init: str = "default"
-    init_std: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_config(cls, model_cfg: Any, vocab_size: int) -> LMSpec:
-        options = (
-            OmegaConf.to_container(model_cfg, resolve=True)
-            if isinstance(model_cfg, DictConfig)
-            else dict(model_cfg)
-        )
-        known = set(cls.__dataclass_fields__) - {"vocab_size"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"model: unknown key(s) {unknown} for task=lm; known keys: {sorted(known)}"
-            )
-        return cls(vocab_size=vocab_size, **options)
-
-
-class CharLM(nn.Module):
-    """characters → embedding (or one-hot) → recurrent layers (any registered cell) → logits."""
-
-    def __init__(self, spec: LMSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        factory = registry.load("seq2seq.cells", spec.cell)
-        validate = getattr(registry, "validate_options", None)
-        if validate is not None:
-            validate(
-                "cell",
-                spec.cell,
-                factory,
-                spec.cell_options,
-                fixed=(1, 1),
-                source="model.cell_options",
-            )
-        input_size = spec.embedding_size or spec.vocab_size
-        self.embedding = (
-            nn.Embedding(spec.vocab_size, spec.embedding_size) if spec.embedding_size else None
-        )
-        self.rnn = RecurrentStack(
-            factory,
-            input_size,
-            spec.hidden_size,
-            num_layers=spec.num_layers,
-            dropout=spec.dropout,
-            cell_options=spec.cell_options,
-            fused=spec.fused,
-        )
-        self.dropout = nn.Dropout(spec.dropout)
-        self.output = nn.Linear(spec.hidden_size, spec.vocab_size)
-        initialize(self.rnn, spec.init, spec.init_std)
-
-    def embed(self, ids: Tensor) -> Tensor:
-        if self.embedding is None:
-            return F.one_hot(ids, self.spec.vocab_size).to(self.output.weight.dtype)
-        return self.embedding(ids)
-
-    def initial_state(self, batch_size: int) -> list[list[State]]:
-        weight = self.output.weight
-        return self.rnn.initial_state(batch_size, device=weight.device, dtype=weight.dtype)
-
-    def hidden(self, ids: Tensor, state: list[list[State]]) -> tuple[Tensor, list[list[State]]]:
-        """Top-layer hidden states [B, T, H] for ids [B, T], and the state after them."""
-        return self.rnn(self.embed(ids), state=state)
-
-    def logits(self, hidden: Tensor) -> Tensor:
-        return self.output(self.dropout(hidden))
-
-    def forward(
-        self, ids: Tensor, state: list[list[State]] | None = None
-    ) -> tuple[Tensor, list[list[State]]]:
-        if state is None:
-            state = self.initial_state(ids.size(0))
-        hidden, state = self.hidden(ids, state)
-        return self.logits(hidden), state
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-
-def detach_state(state: Any) -> Any:
-    return map_state(lambda t: t.detach(), state)
-
-
-# ------------------------------------------------------------- truncated BPTT
-@dataclass(frozen=True)
-class Window:
-    """One truncated-BPTT update over positions of a stream (half-open ranges).
-
-    The state kept at `anchor` is advanced without gradient to `start`; gradient
-    flows over [start, end); the state at `split` is kept (detached) as the next
-    update's anchor; the loss covers [loss_start, end).
-    """
-
-    anchor: int
-    start: int
-    split: int
-    end: int
-    loss_start: int
-
-
-def plan_updates(length: int, k1: int | None, k2: int | None) -> list[Window]:
-    """The updates TBPTT(k1, k2) makes over a stream of `length` steps (see module doc)."""
-    if length < 1:
-        return []
-    for name, k in (("k1", k1), ("k2", k2)):
-        if k is not None and (not isinstance(k, int) or k < 1):
-            raise ValueError(f"trainer.tbptt.{name} must be a positive integer or null, got {k!r}")
-    k1 = k1 or length
-    k2 = k2 or length
-    ends = [min(p + k1, length) for p in range(0, length, k1)]
-    windows, anchor, previous = [], 0, 0
-    for i, end in enumerate(ends):
-        start = max(end - k2, anchor)
-        next_end = ends[i + 1] if i + 1 < len(ends) else end
-        split = min(max(next_end - k2, start), end)
-        windows.append(Window(anchor, start, split, end, max(previous, start)))
-        anchor, previous = split, end
-    return windows
-
-
-Runner = Callable[[int, int, Any], tuple[Tensor, Any]]
-
-
-def run_window(run: Runner, state: Any, window: Window) -> tuple[Tensor, Any]:
-    """Run one TBPTT window; returns outputs for [loss_start, end) and the next anchor state.
-
-    `run(lo, hi, state)` runs the network over positions [lo, hi) from `state` and
-    returns (outputs [B, hi-lo, ...], state after position hi-1).
-    """
-    w = window
-    if w.start > w.anchor:
-        with torch.no_grad():
-            _, state = run(w.anchor, w.start, state)
-    state = detach_state(state)  # the truncation point: no gradient flows further back
-    outputs = []
-    if w.split > w.start:
-        out, state = run(w.start, w.split, state)
-        outputs.append(out)
-    next_anchor = detach_state(state)
-    if w.end > w.split:
-        out, state = run(w.split, w.end, state)
-        outputs.append(out)
-    out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
-    return out[:, w.loss_start - w.start :], next_anchor
-
-
-# ----------------------------------------------------------------- helpers
-def target_probabilities(model: CharLM, vocab: CharVocab, text: str) -> Tensor:
-    """Probabilities [T-1, V] the model gives each character after each prefix of `text`."""
-    was_training = model.training
-    model.eval()
-    device = model.output.weight.device
-    with torch.no_grad():
-        ids = torch.tensor([vocab.encode(text)], device=device)
-        logits, _ = model(ids[:, :-1])
-    model.train(was_training)
-    return logits[0].float().softmax(-1).cpu()
-
-
-def confidence_table(model: CharLM, vocab: CharVocab, text: str) -> str:
-    """The classic table: per time step, the confidence the model gives each character."""
-    probs = target_probabilities(model, vocab, text)
-    show = lambda c: repr(c)[1:-1] if c.isprintable() and c != " " else repr(c)
-    head = ["step"] + [str(t + 1) for t in range(probs.size(0))]
-    rows = [
-        ["input"] + [show(c) for c in text[:-1]],
-        ["target"] + [show(c) for c in text[1:]],
-    ]
-    targets = vocab.encode(text[1:])
-    for j, char in enumerate(vocab.chars):
-        cells = []
-        for t in range(probs.size(0)):
-            mark = "*" if targets[t] == j else " "
-            cells.append(f"{probs[t, j]:.3f}{mark}")
-        rows.append([f"P({show(char)})"] + cells)
-    width = max(len(c) for row in [head, *rows] for c in row)
-    lines = ["  ".join(c.rjust(width) for c in head)]
-    lines += ["  ".join(c.rjust(width) for c in row) for row in rows]
-    lines.append("(* = the target character)")
-    return "\n".join(lines)
-
-
-def load_lm(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, CharVocab, dict]:
-    """Rebuild a character LM (and its vocabulary) from a checkpoint file or run directory."""
-    payload = load_checkpoint(path)
-    if "lm_spec" not in payload:
-        raise CheckpointError(
-            f"{path} is not a character language model checkpoint "
-            "(train one with `python -m seq2seq.train +exp=char_lm`)"
-        )
-    model = CharLM(LMSpec(**payload["lm_spec"]))
-    model.load_state_dict(payload["model"])
-    model.to(device).eval()
-    return model, CharVocab.from_state_dict(payload["vocab"]), payload
 
 
 # ----------------------------------------------------------------- trainer
@@ -553,7 +317,7 @@ class LMTrainer(TrainingRun):
                     self._after_eval(self.evaluate())
                 self.stop_reason = self.stop_reason or self._budget_exhausted()
                 if t.checkpoint_every and p.step % t.checkpoint_every == 0 and not self.stop_reason:
-                    self.save("last.pt")
+                    self.save_periodic()
             if p.window >= len(windows):
                 p.epoch += 1
                 p.window = 0

@@ -35,6 +35,25 @@ def resume_path(resume: str) -> Path:
     return path
 
 
+def step_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """The kept periodic checkpoints `step_{N}.pt`, newest (highest N) first."""
+    found = []
+    for path in Path(ckpt_dir).glob("step_*.pt"):
+        number = path.stem.removeprefix("step_")
+        if number.isdigit():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def resume_candidates(resume: str) -> list[Path]:
+    """A run directory: last.pt, then step_*.pt newest first. A file: that file only."""
+    path = Path(resume)
+    if not path.is_dir():
+        return [path]
+    ckpt_dir = path / "checkpoints"
+    return [ckpt_dir / "last.pt", *step_checkpoints(ckpt_dir)]
+
+
 class TrainingRun:
     """Base of the trainers. Subclasses set `self.model`, `self.progress` (with a
     `step`) and implement `_payload(full) -> dict`."""
@@ -59,11 +78,20 @@ class TrainingRun:
         """The checkpoint named by trainer.resume, or None; `required` keys must be in it."""
         if not self.tcfg.get("resume"):
             return None
-        path = resume_path(self.tcfg.resume)
-        try:
-            payload = load_checkpoint(path)
-        except CheckpointError as exc:
-            raise TrainingError(f"cannot resume: {exc}") from exc
+        candidates = resume_candidates(self.tcfg.resume)
+        errors = []
+        for path in candidates:
+            try:
+                payload = load_checkpoint(path)
+                break
+            except CheckpointError as exc:
+                errors.append(str(exc))
+                if len(candidates) > 1:
+                    log.warning("skipping unreadable checkpoint %s: %s", path, exc)
+        else:
+            raise TrainingError("cannot resume: " + "; ".join(errors))
+        if errors:
+            log.warning("falling back to %s (%s was unreadable)", path, candidates[0])
         if any(key not in payload for key in required):
             raise TrainingError(f"cannot resume from {path}: {hint}")
         log.info("resuming from %s at step %d", path, payload["progress"]["step"])
@@ -75,6 +103,15 @@ class TrainingRun:
             log.error("not writing %s: the model has NaN/Inf weights", name)
             return
         save_checkpoint(self.ckpt_dir / name, self._payload(full))
+
+    def save_periodic(self) -> None:
+        """last.pt, plus step_{N}.pt of which only the newest trainer.keep_last are kept."""
+        keep = self.tcfg.get("keep_last") or 0
+        if keep > 0:
+            self.save(f"step_{self.progress.step}.pt")
+            for old in step_checkpoints(self.ckpt_dir)[keep:]:
+                old.unlink(missing_ok=True)
+        self.save("last.pt")
 
     def progress_bar(self, steps_per_epoch: int, desc: str) -> tqdm:
         t = self.tcfg

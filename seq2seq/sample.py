@@ -12,8 +12,8 @@ import sys
 import torch
 
 from .checkpoint import CheckpointError
-from .lm import CharLM, load_lm
 from .lm_data import CharVocab
+from .lm_model import CharLM, load_lm
 
 
 def sample_text(

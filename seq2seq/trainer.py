@@ -353,7 +353,7 @@ class Trainer(TrainingRun):
                     and p.step % t.checkpoint_every == 0
                     and self.stop_reason is None
                 ):
-                    self.save("last.pt")
+                    self.save_periodic()
             if p.batch_in_epoch >= len(epoch_batches):
                 p.epoch += 1
                 p.batch_in_epoch = 0

@@ -16,8 +16,8 @@ from seq2seq import registry
 from seq2seq.diagnose import clipping_report, gradient_flow
 from seq2seq.diagnose import main as diagnose_main
 from seq2seq.init import initialize
-from seq2seq.lm import Window, plan_updates, run_window
 from seq2seq.rnn import RecurrentStack
+from seq2seq.tbptt import Window, plan_updates, run_window
 
 T = 50
 

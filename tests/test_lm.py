@@ -15,7 +15,8 @@ from _models import make_config
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.diagnose import clipping_report
-from seq2seq.lm import LMTrainer, load_lm, target_probabilities
+from seq2seq.lm import LMTrainer
+from seq2seq.lm_model import load_lm, target_probabilities
 from seq2seq.sample import sample_text
 from seq2seq.train import train
 
