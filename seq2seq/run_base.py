@@ -28,13 +28,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resume_path(resume: str) -> Path:
-    path = Path(resume)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
-    return path
-
-
 def step_checkpoints(ckpt_dir: Path) -> list[Path]:
     """The kept periodic checkpoints `step_{N}.pt`, newest (highest N) first."""
     found = []
