@@ -79,7 +79,8 @@ class Translator:
         return [self.detokenize(h[0]) for h in self.translate(lines, **options)]
 
     def detokenize(self, hyp: Hypothesis) -> str:
-        return clean_line(self.tgt_tokenizer.decode(hyp.tokens))
+        # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
+        return clean_line(self.tgt_tokenizer.decode(hyp.tokens)).strip()
 
 
 def clean_line(line: str) -> str:
