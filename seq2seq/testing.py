@@ -32,6 +32,7 @@ from . import registry
 from .rnn import State, step_loop
 
 __all__ = [
+    "BUILTIN_CELL_SETTINGS",
     "CellContractError",
     "ContractError",
     "SearchContractError",
@@ -39,6 +40,17 @@ __all__ = [
     "check_cell",
     "check_search",
     "check_tokenizer",
+]
+
+
+# Every built-in cell setting, as (name, options): what the kit and the tests run over.
+BUILTIN_CELL_SETTINGS = [
+    ("elman", {"activation": "tanh"}),
+    ("elman", {"activation": "relu"}),
+    ("elman", {"activation": "sigmoid"}),
+    ("gru", {}),
+    ("lstm", {}),
+    ("lstm", {"forget_bias": 1.0}),
 ]
 
 

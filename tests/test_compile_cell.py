@@ -14,14 +14,7 @@ from seq2seq.model import ModelSpec, Seq2Seq
 from seq2seq.rnn import CompiledStep, RecurrentStack, step_loop
 from seq2seq.search import generate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra intra-op threads only add overhead (and contention)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class MinimalRNN(nn.Module):

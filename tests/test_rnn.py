@@ -5,17 +5,11 @@ import torch
 
 from seq2seq import registry
 from seq2seq.rnn import RecurrentStack, reverse_padded, step_loop
+from seq2seq.testing import BUILTIN_CELL_SETTINGS
 
 leaves = torch.utils._pytree.tree_leaves
 
-CELLS = [
-    ("elman", {"activation": "tanh"}),
-    ("elman", {"activation": "relu"}),
-    ("elman", {"activation": "sigmoid"}),
-    ("gru", {}),
-    ("lstm", {}),
-    ("lstm", {"forget_bias": 1.0}),
-]
+CELLS = BUILTIN_CELL_SETTINGS
 
 
 def test_reverse_padded_reverses_within_length_only():

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from seq2seq import registry
 from seq2seq.search import Hypothesis
 from seq2seq.testing import (
+    BUILTIN_CELL_SETTINGS,
     CellContractError,
     SearchContractError,
     TokenizerContractError,
@@ -20,14 +21,7 @@ from seq2seq.testing import (
 from seq2seq.tokenizers import BOS_ID
 from seq2seq.tokenizers.simple import CharTokenizer
 
-BUILTIN_CELLS = [
-    ("elman", {"activation": "tanh"}),
-    ("elman", {"activation": "relu"}),
-    ("elman", {"activation": "sigmoid"}),
-    ("gru", {}),
-    ("lstm", {}),
-    ("lstm", {"forget_bias": 1.0}),
-]
+BUILTIN_CELLS = BUILTIN_CELL_SETTINGS
 
 
 @pytest.mark.parametrize("name,options", BUILTIN_CELLS)
