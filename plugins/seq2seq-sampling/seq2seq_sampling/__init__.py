@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.rnn import map_state
-from seq2seq.search import Hypothesis, length_limits
-from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
 
 __all__ = ["filter_logits", "topk_sample"]
 __version__ = "0.1.0"
@@ -73,33 +72,13 @@ def topk_sample(
         enc = enc.index_select(repeat)
         state = map_state(lambda s: s.index_select(0, repeat), state)
         src_lengths = src_lengths.repeat_interleave(num_samples)
-    rows = batch * num_samples
     limits = length_limits(src_lengths, max_length, max_length_ratio).to(device)
-    tokens = torch.full((rows,), BOS_ID, dtype=torch.long, device=device)
-    scores = torch.zeros(rows, device=device)
-    finished = torch.zeros(rows, dtype=torch.bool, device=device)
-    outputs = []
-    for t in range(int(limits.max())):
-        logp, state = model.decode_step(tokens, enc, state)
-        logp[:, PAD_ID] = -float("inf")  # never generated: padding and start symbol
-        logp[:, BOS_ID] = -float("inf")
-        logits = filter_logits(logp / temperature, top_k, top_p)
-        probs = logits.softmax(dim=-1)
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        picked = logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
-        scores += torch.where(finished, torch.zeros_like(picked), picked)
-        tokens = tokens.masked_fill(finished, PAD_ID)
-        outputs.append(tokens)
-        finished |= (tokens == EOS_ID) | (t + 1 >= limits)
-        if bool(finished.all()):
-            break
-    steps = torch.stack(outputs, 1).tolist()
-    hyps = []
-    for row, score in zip(steps, scores.tolist(), strict=True):
-        row = [tok for tok in row if tok != PAD_ID]
-        if row and row[-1] == EOS_ID:
-            row = row[:-1]
-        hyps.append(Hypothesis(row, float(score)))
+
+    def draw(logp: Tensor) -> Tensor:
+        probs = filter_logits(logp / temperature, top_k, top_p).softmax(dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+    hyps = decode_one_by_one(model, enc, state, limits, draw)
     return [
         sorted(hyps[i * num_samples : (i + 1) * num_samples], key=lambda h: -h.score)
         for i in range(batch)
