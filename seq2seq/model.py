@@ -108,6 +108,15 @@ class Seq2Seq(nn.Module):
         emb = self.embedding_dropout(self.tgt_embedding(tgt_in))
         return self.generator(self.decoder(emb, enc, state))
 
+    def init_state(self, enc: EncoderOutput):
+        """The decoder's state before the first target token (search reorders it by rows)."""
+        return self.decoder.init_state(enc)
+
+    def attention(self, state) -> Tensor | None:
+        """Attention weights [B, S] of the last `decode_step`, or None (fixed-vector decoder)."""
+        weights = getattr(self.decoder, "attention_weights", None)
+        return weights(state) if weights is not None else None
+
     def decode_step(self, tokens: Tensor, enc: EncoderOutput, state) -> tuple[Tensor, Any]:
         """Log-probabilities [B, V] of the next token given the previous tokens [B]."""
         features, state = self.decoder.step(self.tgt_embedding(tokens), enc, state)

@@ -775,7 +775,7 @@ def check_search(strategy: Callable[..., Any], **options: Any) -> None:
                 except Exception as exc:
                     raise fail(
                         f"raised {type(exc).__name__}: {exc} (on a tiny {cell} model)",
-                        "use model.encode, model.decoder.init_state and model.decode_step; "
+                        "use model.encode, model.init_state and model.decode_step; "
                         "reorder states with seq2seq.rnn.map_state (states may be tuples).",
                     ) from exc
                 limits = length_limits(lengths, max_length, ratio).tolist()

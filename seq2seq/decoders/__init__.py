@@ -7,5 +7,8 @@ cell_options=, num_layers=, dropout=, fused=, **options)` and offers:
 - `init_state(enc) -> state`: decoder state from an `EncoderOutput` (a Tensor or
   nested tuples/lists of Tensors, batch first, so search can reorder it);
 - `forward(emb [B,T,E], enc, state) -> features [B,T,output_size]` (teacher forcing);
-- `step(emb [B,E], enc, state) -> (features [B,output_size], state)` (generation).
+- `step(emb [B,E], enc, state) -> (features [B,output_size], state)` (generation);
+- optionally `attention_weights(state) -> Tensor [B, S]`: the attention of the last
+  `step` (attention decoders keep it in their state, so search reorders it too);
+  used for coverage penalties, attention plots and alignments.
 """

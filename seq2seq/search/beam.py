@@ -31,7 +31,7 @@ def beam_search(
     batch, k = src.size(0), beam_size
     device = src.device
     enc = model.encode(src, src_lengths)
-    state = model.decoder.init_state(enc)
+    state = model.init_state(enc)
     repeat = torch.arange(batch, device=device).repeat_interleave(k)
     enc = enc.index_select(repeat)
     state = map_state(lambda s: s.index_select(0, repeat), state)

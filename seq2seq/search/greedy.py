@@ -11,7 +11,7 @@ def greedy_search(
     model, src: Tensor, src_lengths: Tensor, *, max_length: int = 200, max_length_ratio: float = 2.0
 ) -> list[list[Hypothesis]]:
     enc = model.encode(src, src_lengths)
-    state = model.decoder.init_state(enc)
+    state = model.init_state(enc)
     limits = length_limits(src_lengths, max_length, max_length_ratio).to(src.device)
     hyps = decode_one_by_one(model, enc, state, limits, lambda logp: logp.argmax(dim=-1))
     return [[h] for h in hyps]

@@ -66,7 +66,7 @@ def topk_sample(
         generator.manual_seed(seed)
     batch = src.size(0)
     enc = model.encode(src, src_lengths)
-    state = model.decoder.init_state(enc)
+    state = model.init_state(enc)
     if num_samples > 1:
         repeat = torch.arange(batch, device=device).repeat_interleave(num_samples)
         enc = enc.index_select(repeat)
