@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -16,14 +16,17 @@ class EncoderOutput:
     mask: Tensor  # [B, S] True on real tokens
     summary: Tensor  # [B, D] the whole sentence as one fixed vector
     lengths: Tensor  # [B]
+    # Per-sentence tensors a decoder derives once (e.g. projected attention keys), batch first.
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     def index_select(self, index: Tensor) -> EncoderOutput:
-        """Reorder or repeat sentences (beam search)."""
+        """Reorder, repeat or drop sentences (beam search)."""
         return EncoderOutput(
             self.states.index_select(0, index),
             self.mask.index_select(0, index),
             self.summary.index_select(0, index),
             self.lengths.index_select(0, index.to(self.lengths.device)),
+            {key: value.index_select(0, index) for key, value in self.extras.items()},
         )
 
 
