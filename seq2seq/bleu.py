@@ -57,13 +57,23 @@ def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[st
     return split.src, split.tgt, name
 
 
+def _checkpoint_names(paths: list[str]) -> str | list[str]:
+    """One checkpoint is recorded as a string (as before), an ensemble as a list."""
+    return str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seq2seq-bleu", description=__doc__)
     parser.add_argument("--hyp", help="existing translations to score")
     parser.add_argument(
         "--ref", action="append", help="reference file (repeat for several references)"
     )
-    parser.add_argument("--checkpoint", help="translate --src with this checkpoint, then score")
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        metavar="CKPT",
+        help="translate --src with this checkpoint (several: their ensemble), then score",
+    )
     parser.add_argument("--src", help="source file to translate")
     parser.add_argument(
         "--split", default="test", help="without --src/--ref: this split of the checkpoint's corpus"
@@ -95,7 +105,7 @@ def _main(argv: list[str] | None = None) -> int:
         from .inference import Translator
 
         options = search_options(args)  # inconsistent flags fail before the model loads
-        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+        translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
         src, ref, name = _test_set(args, translator.config)
         refs = [ref] + [read_lines(r) for r in (args.ref or [])[1:]]
         ref_names = args.ref or [f"the reference side of {name}"]
@@ -106,7 +116,7 @@ def _main(argv: list[str] | None = None) -> int:
         )
         seconds = time.perf_counter() - started
         record.update(
-            checkpoint=str(args.checkpoint),
+            checkpoint=_checkpoint_names(args.checkpoint),
             test_set=name,
             sentences=len(src),
             translate_seconds=round(seconds, 3),

@@ -27,10 +27,45 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (0 switches the feature off)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# Flags of the built-in strategies beyond beam size/n-best: flag -> (option, type, strategy, help).
+STRATEGY_FLAGS: dict[str, tuple[str, Callable[[str], Any], str, str]] = {
+    "--min-length": ("min_length", non_negative_int, "beam", "no EOS before this many tokens"),
+    "--no-repeat-ngram-size": (
+        "no_repeat_ngram_size",
+        non_negative_int,
+        "beam",
+        "never repeat an n-gram of this size within a hypothesis (0 = off)",
+    ),
+    "--coverage-penalty": (
+        "coverage_penalty",
+        float,
+        "beam",
+        "GNMT coverage penalty beta (0 = off; needs an attention decoder)",
+    ),
+    "--temperature": ("temperature", float, "sample", "divide logits by this (sample)"),
+    "--top-k": ("top_k", non_negative_int, "sample", "sample among the k best tokens (0 = off)"),
+    "--top-p": ("top_p", float, "sample", "nucleus: smallest set with this mass (1 = off)"),
+    "--seed": ("seed", int, "sample", "seed of the sampler: same seed, same output"),
+}
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("search")
     group.add_argument(
-        "--search", default="greedy", help="strategy from the seq2seq.search group: greedy, beam, …"
+        "--search",
+        default="greedy",
+        help="strategy from the seq2seq.search group: greedy, beam, sample, …",
     )
     group.add_argument("--beam-size", type=positive_int, default=5)
     group.add_argument(
@@ -46,6 +81,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-length-ratio", type=float, default=2.0, help="most tokens per source token (+10)"
     )
+    for flag, (_, kind, strategy, text) in STRATEGY_FLAGS.items():
+        group.add_argument(flag, type=kind, default=None, help=f"{text} [--search {strategy}]")
     group.add_argument(
         "--search-option",
         action="append",
@@ -82,11 +119,36 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"--nbest {args.nbest} needs --search beam ('{args.search}' gives one hypothesis)"
         )
+    options.update(_strategy_flags(args))
     for item in args.search_option:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
         options[key.replace("-", "_")] = _parse_value(value)
+    return options
+
+
+def _strategy_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The built-in strategy flags that were given; one meant for another strategy is an error."""
+    options = {}
+    for flag, (key, _, strategy, _) in STRATEGY_FLAGS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if args.search != strategy:
+            raise ValueError(
+                f"{flag} needs --search {strategy} (got --search {args.search}; a plugin's "
+                f"options go through --search-option KEY=VALUE)"
+            )
+        options[key] = value
+    if args.search == "sample":
+        from .search.sample import check_sample_options
+
+        check_sample_options(
+            options.get("temperature", 1.0), options.get("top_k", 0), options.get("top_p", 1.0)
+        )
+    if options.get("coverage_penalty", 0.0) < 0:
+        raise ValueError(f"--coverage-penalty must be >= 0, got {options['coverage_penalty']}")
     return options
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .dropout import SequenceDropout
 from .rnn import RecurrentStack, first_tensor
 
 
@@ -41,10 +42,15 @@ class Encoder(nn.Module):
         dropout: float,
         cell_options: dict | None = None,
         fused: bool = True,
+        embedding_dropout: float | None = None,
+        variational_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
+        if embedding_dropout is None:
+            embedding_dropout = dropout
+        self.embedding_dropout = SequenceDropout(embedding_dropout, variational_dropout)
+        self.dropout = SequenceDropout(dropout, variational_dropout)
         self.rnn = RecurrentStack(
             cell_factory,
             embedding.embedding_dim,
@@ -58,7 +64,7 @@ class Encoder(nn.Module):
         self.output_size = self.rnn.output_size
 
     def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
-        x = self.dropout(self.embedding(src))
+        x = self.embedding_dropout(self.embedding(src))
         states, finals = self.rnn(x, lengths)
         # The sentence vector: the top layer's final hidden state of each direction.
         summary = torch.cat([first_tensor(s) for s in finals[-1]], dim=-1)

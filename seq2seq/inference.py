@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .data.batching import source_tensor
+from .ensemble import Ensemble
 from .model import ModelSpec, Seq2Seq
 from .search import Hypothesis, generate
 from .tokenizers import Tokenizer, tokenizer_from_state
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Translator:
-    model: Seq2Seq
+    model: Seq2Seq | Ensemble
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
     config: dict[str, Any] = field(default_factory=dict)
@@ -30,10 +31,11 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Translator:
+        """One checkpoint file or run directory (a list of them: see from_checkpoints)."""
+        if isinstance(path, (list, tuple)):
+            return cls.from_checkpoints(path, device=device)
         payload = load_checkpoint(path)
-        model = Seq2Seq(ModelSpec(**payload["model_spec"]))
-        model.load_state_dict(payload["model"])
-        model.to(device).eval()
+        model = _load_model(payload, device)
         tokenizers = payload["tokenizers"]
         return cls(
             model,
@@ -41,6 +43,35 @@ class Translator:
             tokenizer_from_state(tokenizers["tgt"]),
             payload.get("config", {}),
         )
+
+    @classmethod
+    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "cpu") -> Translator:
+        """An ensemble of checkpoints (one path: exactly from_checkpoint).
+
+        Tokenizers and config come from the first checkpoint; every member must use
+        the same source and target vocabularies (a clear error names the odd one).
+        """
+        paths = list(paths)
+        if not paths:
+            raise ValueError("no checkpoint given")
+        if len(paths) == 1:
+            return cls.from_checkpoint(paths[0], device=device)
+        first = load_checkpoint(paths[0])
+        src_tok = tokenizer_from_state(first["tokenizers"]["src"])
+        tgt_tok = tokenizer_from_state(first["tokenizers"]["tgt"])
+        models = [_load_model(first, device)]
+        for path in paths[1:]:
+            payload = load_checkpoint(path)
+            for side, reference in (("src", src_tok), ("tgt", tgt_tok)):
+                _check_same_vocabulary(
+                    (first["tokenizers"][side]["type"], reference),
+                    payload["tokenizers"][side],
+                    side,
+                    paths[0],
+                    path,
+                )
+            models.append(_load_model(payload, device))
+        return cls(Ensemble(models).eval(), src_tok, tgt_tok, first.get("config", {}))
 
     def _encode(self, line: str) -> list[int]:
         ids = self.src_tokenizer.encode(clean_line(line))
@@ -81,6 +112,46 @@ class Translator:
     def detokenize(self, hyp: Hypothesis) -> str:
         # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
         return clean_line(self.tgt_tokenizer.decode(hyp.tokens)).strip()
+
+
+def _load_model(payload: dict[str, Any], device: str) -> Seq2Seq:
+    model = Seq2Seq(ModelSpec(**payload["model_spec"]))
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval()
+
+
+def _vocabulary(tokenizer: Tokenizer) -> list[str]:
+    return list(tokenizer.pieces(list(range(tokenizer.vocab_size))))
+
+
+def _check_same_vocabulary(
+    reference: tuple[str, Tokenizer],
+    saved: dict[str, Any],
+    side: str,
+    first: str | Path,
+    other: str | Path,
+) -> None:
+    """Ensemble members must agree on every token id of the given side."""
+    what = "source" if side == "src" else "target"
+    kind, reference = reference
+    if saved["type"] != kind:
+        raise ValueError(
+            f"cannot ensemble {other} with {first}: their {what} tokenizers differ "
+            f"('{saved['type']}' vs '{kind}'). Ensemble members must be trained with the same "
+            "tokenizers."
+        )
+    tokenizer = tokenizer_from_state(saved)
+    if tokenizer.vocab_size != reference.vocab_size:
+        raise ValueError(
+            f"cannot ensemble {other} with {first}: their {what} vocabularies differ in size "
+            f"({tokenizer.vocab_size} vs {reference.vocab_size}). Ensemble members must be "
+            "trained with the same tokenizers."
+        )
+    if _vocabulary(tokenizer) != _vocabulary(reference):
+        raise ValueError(
+            f"cannot ensemble {other} with {first}: their {what} tokenizers map ids to different "
+            "pieces. Ensemble members must be trained with the same tokenizers."
+        )
 
 
 def clean_line(line: str) -> str:

@@ -8,7 +8,9 @@ modules built them, so e.g. an LSTM's `forget_bias` survives. Schemes:
 - ``gaussian``: N(0, std²) entries; ``std=1`` is the classic setting of the early
   recurrent-network papers (it makes a tanh Elman network's gradients explode);
 - ``xavier``: Glorot/Xavier normal, std = sqrt(2 / (fan_in + fan_out));
-- ``orthogonal``: (semi-)orthogonal matrices (Saxe et al. 2014), scaled by 1.
+- ``orthogonal``: (semi-)orthogonal matrices (Saxe et al. 2014), scaled by 1;
+- ``uniform``: every parameter of the whole model, embeddings and biases included,
+  U(-init_range, init_range) (OpenNMT-py's ``param_init 0.1``); see `uniform_all`.
 
 Gated cells keep their gates stacked in one matrix (torch's ``[k·H, ·]`` layout).
 When a weight's rows are a multiple k > 1 of its module's ``hidden_size``, each of
@@ -21,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-SCHEMES = ("default", "gaussian", "xavier", "orthogonal")
+SCHEMES = ("default", "gaussian", "xavier", "orthogonal", "uniform")
 
 
 def _fill(weight: Tensor, scheme: str, std: float) -> None:
@@ -52,8 +54,8 @@ def initialize(module: nn.Module, scheme: str = "default", std: float = 1.0) -> 
         )
     if scheme == "gaussian" and not (std > 0):
         raise ValueError(f"model.init_std must be > 0 for model.init=gaussian, got {std}")
-    if scheme == "default":
-        return module
+    if scheme in ("default", "uniform"):
+        return module  # uniform covers the whole model: see uniform_all
 
     def visit(sub: nn.Module, hidden_size: int | None) -> None:
         own = getattr(sub, "hidden_size", None)
@@ -68,3 +70,16 @@ def initialize(module: nn.Module, scheme: str = "default", std: float = 1.0) -> 
 
     visit(module, None)
     return module
+
+
+def uniform_all(model: nn.Module, bound: float) -> nn.Module:
+    """Every parameter U(-bound, bound); embedding padding rows back to zero."""
+    if not (bound > 0):
+        raise ValueError(f"model.init_range must be > 0 for model.init=uniform, got {bound}")
+    with torch.no_grad():
+        for param in model.parameters():
+            param.uniform_(-bound, bound)
+        for sub in model.modules():
+            if isinstance(sub, nn.Embedding) and sub.padding_idx is not None:
+                sub.weight[sub.padding_idx].zero_()
+    return model

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from . import registry
 from .encoder import Encoder, EncoderOutput
-from .init import initialize
+from .dropout import SequenceDropout
+from .init import initialize, uniform_all
 from .rnn import compile_cells
 from .tokenizers import PAD_ID
 
@@ -29,15 +30,35 @@ class ModelSpec:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.2
+    embedding_dropout: float | None = None  # None: same as dropout
+    variational_dropout: bool = False  # one dropout mask per sentence for every time step
+    tie_embeddings: str = "none"  # none | decoder (target embedding = output layer) | all
     decoder: str = "fixed"
     decoder_options: dict[str, Any] = field(default_factory=dict)
     fused: bool = True
     compile_cell: bool | str = False  # false | true (script, else compile) | script | compile
     init: str = "default"  # default | gaussian | xavier | orthogonal (recurrent weights)
     init_std: float = 1.0  # std of the gaussian scheme
+    init_range: float = 0.1  # bound of the uniform scheme (all parameters)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+TIE_CHOICES = ("none", "decoder", "all")
+
+
+def _check_tying(spec: ModelSpec) -> None:
+    if spec.tie_embeddings not in TIE_CHOICES:
+        raise ValueError(
+            f"model.tie_embeddings must be one of {', '.join(TIE_CHOICES)}; "
+            f"got '{spec.tie_embeddings}'"
+        )
+    if spec.tie_embeddings == "all" and spec.src_vocab_size != spec.tgt_vocab_size:
+        raise ValueError(
+            "model.tie_embeddings=all needs one joint vocabulary (tokenizer.joint=true); "
+            f"the source has {spec.src_vocab_size} entries and the target {spec.tgt_vocab_size}"
+        )
 
 
 class Seq2Seq(nn.Module):
@@ -54,11 +75,14 @@ class Seq2Seq(nn.Module):
             fixed=(spec.embedding_size, encoder_size),
             source="model.cell_options",
         )
-        self.src_embedding = nn.Embedding(
-            spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID
-        )
+        _check_tying(spec)
         self.tgt_embedding = nn.Embedding(
             spec.tgt_vocab_size, spec.embedding_size, padding_idx=PAD_ID
+        )
+        self.src_embedding = (
+            self.tgt_embedding
+            if spec.tie_embeddings == "all"
+            else nn.Embedding(spec.src_vocab_size, spec.embedding_size, padding_idx=PAD_ID)
         )
         self.encoder = Encoder(
             cell,
@@ -69,6 +93,8 @@ class Seq2Seq(nn.Module):
             spec.dropout,
             cell_options=spec.cell_options,
             fused=spec.fused,
+            embedding_dropout=spec.embedding_dropout,
+            variational_dropout=spec.variational_dropout,
         )
         decoder_factory = registry.load("seq2seq.decoders", spec.decoder)
         decoder_args = dict(
@@ -90,9 +116,21 @@ class Seq2Seq(nn.Module):
             source="model.decoder_options",
         )
         self.decoder = decoder_factory(**decoder_args, **spec.decoder_options)
-        self.embedding_dropout = nn.Dropout(spec.dropout)
+        embedding_dropout = spec.dropout if spec.embedding_dropout is None else spec.embedding_dropout
+        self.embedding_dropout = SequenceDropout(embedding_dropout, spec.variational_dropout)
         self.generator = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
-        if spec.init != "default":
+        if spec.tie_embeddings != "none":
+            if self.decoder.output_size != spec.embedding_size:
+                raise ValueError(
+                    f"model.tie_embeddings={spec.tie_embeddings} shares the target embedding "
+                    f"with the output layer, so the decoder's output size "
+                    f"({self.decoder.output_size}) must equal model.embedding_size "
+                    f"({spec.embedding_size})"
+                )
+            self.generator.weight = self.tgt_embedding.weight
+        if spec.init == "uniform":
+            uniform_all(self, spec.init_range)
+        elif spec.init != "default":
             initialize(self.encoder.rnn, spec.init, std=spec.init_std)
             initialize(self.decoder, spec.init, std=spec.init_std)
         if spec.compile_cell:

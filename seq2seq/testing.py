@@ -51,6 +51,9 @@ BUILTIN_CELL_SETTINGS = [
     ("gru", {}),
     ("lstm", {}),
     ("lstm", {"forget_bias": 1.0}),
+    ("layernorm_gru", {}),
+    ("layernorm_lstm", {}),
+    ("layernorm_lstm", {"forget_bias": 1.0}),
 ]
 
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError
 from .data.corpus import CorpusError
+from .perf import tune_allocator
 from .registry import PluginError
 from .run_base import TrainingError
 from .trainer import Trainer
@@ -40,6 +41,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 @hydra.main(config_path="pkg://seq2seq.conf", config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> dict:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    tune_allocator()
     try:
         return train(cfg, run_dir)
     except USER_ERRORS as exc:

@@ -1,4 +1,14 @@
-"""The training loop: teacher forcing, validation, checkpoints and exact resume."""
+"""The training loop: teacher forcing, validation, checkpoints and exact resume.
+
+One *step* is one optimizer update over `trainer.accumulate` batches (the last
+update of an epoch may have fewer). The loss of an update is summed over all its
+target tokens and divided by their total, so accumulating batches X and Y gives
+the gradient of one update over X ∪ Y. The learning rate warms up linearly over
+`trainer.warmup_steps` updates; reduce-on-plateau acts only after the warm-up.
+With `trainer.scheduled_sampling`, updates whose teacher-forcing probability is
+below 1 run the decoder token by token (seq2seq.scheduled_sampling); the coin
+flips come from a generator seeded with (seed, step), so a resume stays exact.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,8 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,11 +26,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from .data.batching import make_batch, padding_fraction, token_batches
+from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq
-from .run_base import TrainingError, TrainingRun
+from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
+from .scheduled_sampling import (
+    scheduled_sampling_logits,
+    teacher_forcing_probability,
+    validate_schedule,
+)
 from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
 
 log = logging.getLogger(__name__)
@@ -75,11 +91,75 @@ def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> Mo
     return ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
 
 
+def token_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0):
+    """Cross-entropy summed over the non-padding target tokens."""
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        tgt_out.flatten(),
+        ignore_index=PAD_ID,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
+
+
+def accumulate_gradients(
+    batches: list[Batch],
+    logits_of: Callable[[Batch], torch.Tensor],
+    label_smoothing: float = 0.0,
+) -> float | None:
+    """Backpropagate one update's loss: summed over every target token of `batches`,
+    divided by their total, so the gradients equal those of one batch holding them all.
+
+    Gradients add up in `.grad` (zero them first). Returns the loss per token, or None
+    as soon as a batch's loss is NaN/Inf (the update must then be skipped).
+    """
+    total = sum(b.num_tokens for b in batches)
+    value = 0.0
+    for batch in batches:
+        logits = logits_of(batch)
+        loss = token_loss(logits, batch.tgt_out.to(logits.device), label_smoothing) / total
+        if not torch.isfinite(loss):
+            return None
+        loss.backward()
+        value += float(loss.detach())
+    return value
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator for the random choices of update `step`: a function of
+    (seed, step) only, so it needs no place in the checkpoint."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The fraction of trainer.lr for update `step` (0-based): (step + 1) / warmup_steps
+    during the warm-up, then 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+@dataclass
+class Window:
+    """Training statistics since the last log line."""
+
+    tokens: int = 0
+    loss: float = 0.0
+    updates: int = 0
+    start: float = field(default_factory=time.monotonic)
+
+    def add(self, loss: float, tokens: int) -> None:
+        self.loss += loss
+        self.updates += 1
+        self.tokens += tokens
+
+
 class Trainer(TrainingRun):
     """Trains a translation model (`task: translation`)."""
 
     # ----------------------------------------------------------------- setup
     def setup(self) -> None:
+        self._check_recipe()
         seed_everything(self.tcfg.seed)
         if self.tcfg.threads:
             torch.set_num_threads(self.tcfg.threads)
@@ -95,7 +175,9 @@ class Trainer(TrainingRun):
             self.cfg.model, self.data.src_tokenizer.vocab_size, self.data.tgt_tokenizer.vocab_size
         )
         self.model = Seq2Seq(self.spec).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
+        self.optimizer = make_adam(
+            self.model.parameters(), self.tcfg.lr, fused=self.tcfg.get("fused_optimizer", True)
+        )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer,
             mode="max" if self.tcfg.early_stopping_metric == "bleu" else "min",
@@ -119,6 +201,18 @@ class Trainer(TrainingRun):
             self.spec.tgt_vocab_size,
         )
 
+    def _check_recipe(self) -> None:
+        t = self.tcfg
+        self.accumulate = t.get("accumulate") or 1
+        self.warmup_steps = t.get("warmup_steps") or 0
+        if not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ValueError(f"trainer.accumulate must be an integer >= 1, got {self.accumulate!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(
+                f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
+            )
+        validate_schedule(t.get("scheduled_sampling"))
+
     def _restore(self, payload: dict[str, Any]) -> None:
         # How the cells run (fused, compiled) does not change the weights.
         ignored = {"fused", "compile_cell"}
@@ -131,7 +225,7 @@ class Trainer(TrainingRun):
                 "Resume with the original model settings, or start a new run."
             )
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        load_optimizer_state(self.optimizer, payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.progress = Progress(**payload["progress"])
         set_rng_state(payload["rng"])
@@ -175,14 +269,7 @@ class Trainer(TrainingRun):
                 logits = self.model(
                     batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device)
                 )
-                total_nll += float(
-                    F.cross_entropy(
-                        logits.flatten(0, 1).float(),
-                        batch.tgt_out.to(self.device).flatten(),
-                        ignore_index=PAD_ID,
-                        reduction="sum",
-                    )
-                )
+                total_nll += float(token_loss(logits, batch.tgt_out.to(self.device)))
                 total_tokens += batch.num_tokens
         n = self.tcfg.eval_sentences or len(self.data.dev)
         translator = Translator(self.model, self.data.src_tokenizer, self.data.tgt_tokenizer)
@@ -213,7 +300,8 @@ class Trainer(TrainingRun):
             self.progress.evals_without_improvement = (
                 0 if better else self.progress.evals_without_improvement + 1
             )
-            self.scheduler.step(score)
+            if self.progress.step >= self.warmup_steps:  # the warm-up owns the LR until then
+                self.scheduler.step(score)
             if self.tcfg.patience and self.progress.evals_without_improvement >= self.tcfg.patience:
                 self.stop_reason = (
                     f"early stopping: no {key} improvement in {self.tcfg.patience} evaluations"
@@ -236,34 +324,64 @@ class Trainer(TrainingRun):
         )
 
     # -------------------------------------------------------------- training
-    def _train_step(self, batch) -> float | None:
-        logits = self.model(
-            batch.src.to(self.device), batch.src_lengths, batch.tgt_in.to(self.device)
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        t = self.tcfg
+        return token_batches(
+            self.src_lengths,
+            self.tgt_lengths,
+            t.batch_tokens,
+            t.seed,
+            epoch,
+            batch_sentences=t.get("batch_sentences"),
         )
-        loss = (
-            F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                batch.tgt_out.to(self.device).flatten(),
-                ignore_index=PAD_ID,
-                label_smoothing=self.tcfg.label_smoothing,
-                reduction="sum",
-            )
-            / batch.num_tokens
+
+    def _next_update(self, epoch_batches: list[list[int]]) -> list[Batch]:
+        """The batches of the next update: trainer.accumulate of them (fewer at epoch end)."""
+        start = self.progress.batch_in_epoch
+        train = self.data.train
+        return [
+            make_batch([train.src_ids[i] for i in indices], [train.tgt_ids[i] for i in indices])
+            for indices in epoch_batches[start : start + self.accumulate]
+        ]
+
+    def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
+        src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
+        if teacher_prob >= 1.0:
+            return self.model(src, batch.src_lengths, tgt_in)
+        return scheduled_sampling_logits(
+            self.model, src, batch.src_lengths, tgt_in, teacher_prob, generator
         )
+
+    def _warm_up(self, step: int) -> None:
+        if step < self.warmup_steps:
+            lr = self.tcfg.lr * warmup_factor(step, self.warmup_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+    def _train_step(self, batches: list[Batch]) -> float | None:
+        """One update over `batches`; None if the loss or gradient is NaN/Inf (no update)."""
+        step = self.progress.step
+        teacher_prob = teacher_forcing_probability(self.tcfg.get("scheduled_sampling"), step)
+        generator = step_generator(self.tcfg.seed, step) if teacher_prob < 1.0 else None
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        loss = accumulate_gradients(
+            batches,
+            lambda batch: self._logits(batch, teacher_prob, generator),
+            self.tcfg.label_smoothing,
+        )
+        if loss is None:
             return None
-        loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tcfg.clip_norm or float("inf")
         )
         if not torch.isfinite(norm):
             return None
+        self._warm_up(step)
         self.optimizer.step()
         self.progress.updates += 1
         if self.tcfg.clip_norm and float(norm) > self.tcfg.clip_norm:
             self.progress.clip_events += 1
-        return float(loss.detach())
+        return loss
 
     def _handle_bad_step(self) -> None:
         self.progress.bad_steps += 1
@@ -281,83 +399,83 @@ class Trainer(TrainingRun):
                 f"The last good checkpoint is in {self.ckpt_dir}."
             )
 
+    def _log_window(self, window: Window, bar) -> None:
+        t, p = self.tcfg, self.progress
+        elapsed = time.monotonic() - window.start
+        record = {
+            "step": p.step,
+            "epoch": p.epoch,
+            "train_loss": window.loss / window.updates,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "tgt_tokens_per_s": window.tokens / max(elapsed, 1e-9),
+            "clip_norm": t.clip_norm,
+            "clip_events_total": p.clip_events,
+            "updates_total": p.updates,
+        }
+        schedule = t.get("scheduled_sampling")
+        if schedule and schedule.get("schedule", "none") != "none":
+            record["teacher_forcing"] = teacher_forcing_probability(schedule, p.step - 1)
+        self._log(record)
+        postfix = {
+            "loss": f"{record['train_loss']:.3f}",
+            "tok/s": f"{record['tgt_tokens_per_s']:.0f}",
+        }
+        if t.max_time:
+            left = max(0.0, t.max_time * 60 - (time.monotonic() - self.started))
+            postfix["time_left"] = f"{left / 60:.1f}min"
+        bar.set_postfix(postfix)
+
+    def _run_update(self, epoch_batches: list[list[int]], window: Window, bar) -> Window:
+        """One update, then logging, evaluation and checkpoints as they fall due."""
+        t, p = self.tcfg, self.progress
+        batches = self._next_update(epoch_batches)
+        loss = self._train_step(batches)
+        p.batch_in_epoch += len(batches)
+        p.step += 1
+        if loss is None:
+            self._handle_bad_step()
+        else:
+            p.bad_steps = 0
+            window.add(loss, sum(b.num_tokens for b in batches))
+        bar.update(1)
+        if p.step % t.log_every == 0 and window.updates:
+            self._log_window(window, bar)
+            window = Window()
+        if t.eval_every and p.step % t.eval_every == 0:
+            self._after_eval(self.evaluate(), update_schedule=True)
+        self.stop_reason = self.stop_reason or self._budget_exhausted()
+        if t.checkpoint_every and p.step % t.checkpoint_every == 0 and self.stop_reason is None:
+            self.save_periodic()
+        return window
+
     def train(self) -> dict[str, Any]:
         self.setup()
         self._install_signal_handlers()
         t, p = self.tcfg, self.progress
         self.model.train()
-        epoch_batches = token_batches(
-            self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch
-        )
+        epoch_batches = self._epoch_batches(p.epoch)
+        updates_per_epoch = math.ceil(len(epoch_batches) / self.accumulate)
         log.info(
-            "%d batches per epoch, padding %.1f%%",
+            "%d batches per epoch (%d updates), padding %.1f%%",
             len(epoch_batches),
+            updates_per_epoch,
             100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
         )
-        bar = self.progress_bar(len(epoch_batches), "train")
-        window_tokens, window_loss, window_steps, window_start = 0, 0.0, 0, time.monotonic()
+        bar = self.progress_bar(updates_per_epoch, "train")
+        window = Window()
         self.stop_reason = self.stop_reason or self._budget_exhausted()
         while self.stop_reason is None and p.epoch < t.max_epochs:
-            epoch_batches = token_batches(
-                self.src_lengths, self.tgt_lengths, t.batch_tokens, t.seed, p.epoch
-            )
+            epoch_batches = self._epoch_batches(p.epoch)
             while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
-                indices = epoch_batches[p.batch_in_epoch]
-                batch = make_batch(
-                    [self.data.train.src_ids[i] for i in indices],
-                    [self.data.train.tgt_ids[i] for i in indices],
-                )
-                loss = self._train_step(batch)
-                p.batch_in_epoch += 1
-                p.step += 1
-                if loss is None:
-                    self._handle_bad_step()
-                else:
-                    p.bad_steps = 0
-                    window_loss += loss
-                    window_steps += 1
-                    window_tokens += batch.num_tokens
-                bar.update(1)
-                if p.step % t.log_every == 0 and window_steps:
-                    elapsed = time.monotonic() - window_start
-                    record = {
-                        "step": p.step,
-                        "epoch": p.epoch,
-                        "train_loss": window_loss / window_steps,
-                        "lr": self.optimizer.param_groups[0]["lr"],
-                        "tgt_tokens_per_s": window_tokens / max(elapsed, 1e-9),
-                        "clip_norm": t.clip_norm,
-                        "clip_events_total": p.clip_events,
-                        "updates_total": p.updates,
-                    }
-                    self._log(record)
-                    postfix = {
-                        "loss": f"{record['train_loss']:.3f}",
-                        "tok/s": f"{record['tgt_tokens_per_s']:.0f}",
-                    }
-                    if t.max_time:
-                        left = max(0.0, t.max_time * 60 - (time.monotonic() - self.started))
-                        postfix["time_left"] = f"{left / 60:.1f}min"
-                    bar.set_postfix(postfix)
-                    window_tokens, window_loss, window_steps, window_start = (
-                        0,
-                        0.0,
-                        0,
-                        time.monotonic(),
-                    )
-                if t.eval_every and p.step % t.eval_every == 0:
-                    self._after_eval(self.evaluate(), update_schedule=True)
-                self.stop_reason = self.stop_reason or self._budget_exhausted()
-                if (
-                    t.checkpoint_every
-                    and p.step % t.checkpoint_every == 0
-                    and self.stop_reason is None
-                ):
-                    self.save_periodic()
+                window = self._run_update(epoch_batches, window, bar)
             if p.batch_in_epoch >= len(epoch_batches):
                 p.epoch += 1
                 p.batch_in_epoch = 0
         bar.close()
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        t, p = self.tcfg, self.progress
         self.stop_reason = self.stop_reason or f"reached trainer.max_epochs={t.max_epochs}"
         log.info("stopping: %s", self.stop_reason)
         self.save("last.pt")

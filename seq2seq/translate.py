@@ -23,7 +23,13 @@ from .inference import Translator
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2seq-translate", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoint file or run directory; several: decode with their ensemble",
+    )
     parser.add_argument("-i", "--input", help="source file (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
     parser.add_argument(
@@ -48,7 +54,7 @@ def _main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
-        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+        translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
         if args.output:
             sink = stack.enter_context(open(args.output, "w", encoding="utf-8", newline="\n"))
         else:

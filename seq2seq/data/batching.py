@@ -55,10 +55,12 @@ def token_batches(
     seed: int,
     epoch: int,
     shuffle: bool = True,
+    batch_sentences: int | None = None,
 ) -> list[list[int]]:
     """Group examples of similar length so that each batch holds about `batch_tokens`
-    padded tokens (the longer side counts). The order depends only on (seed, epoch),
-    which is what makes resuming in the middle of an epoch exact."""
+    padded tokens (the longer side counts), or exactly `batch_sentences` sentences
+    when that is given (the last batch may be smaller). The order depends only on
+    (seed, epoch), which is what makes resuming in the middle of an epoch exact."""
     rng = random.Random(seed * 100_003 + epoch)
     keys = [
         (t, s, rng.random() if shuffle else i)
@@ -70,7 +72,12 @@ def token_batches(
     widest = 0
     for index in order:
         width = max(src_lengths[index], tgt_lengths[index]) + 1
-        if current and max(widest, width) * (len(current) + 1) > batch_tokens:
+        full = (
+            len(current) >= batch_sentences
+            if batch_sentences
+            else max(widest, width) * (len(current) + 1) > batch_tokens
+        )
+        if current and full:
             batches.append(current)
             current, widest = [], 0
         current.append(index)

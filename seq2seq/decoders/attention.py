@@ -1,0 +1,194 @@
+"""Attention decoders: Bahdanau (additive/MLP) and Luong (dot, general) scoring.
+
+Both follow the structure of OpenNMT-py and JoeyNMT: the RNN reads the previous
+target embedding (and, with input feeding, the previous attentional vector), its
+new state queries the encoder states, and the attentional vector
+tanh(W [context; h]) is the decoder's output feature.
+
+Without input feeding, nothing inside the RNN depends on attention, so teacher
+forcing runs the RNN over the whole sequence in one fused call and attends for
+all steps in one batched product (tested equal to the step path).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..encoder import EncoderOutput
+from ..dropout import SequenceDropout
+from ..rnn import RecurrentStack, replace_first
+
+SCORES = ("mlp", "dot", "general")
+BRIDGES = ("zero", "last", "learned")
+
+
+class Attention(nn.Module):
+    """score(query, key) over the source; keys are projected once per sentence (`prepare`)."""
+
+    def __init__(self, score: str, query_size: int, key_size: int, attention_size: int) -> None:
+        super().__init__()
+        if score not in SCORES:
+            raise ValueError(f"attention score must be one of {', '.join(SCORES)}; got '{score}'")
+        if score == "dot" and query_size != key_size:
+            raise ValueError(
+                f"dot attention needs the decoder size ({query_size}) to equal the encoder "
+                f"output size ({key_size}); use score 'general' or 'mlp'"
+            )
+        self.score = score
+        if score == "mlp":
+            self.key_proj = nn.Linear(key_size, attention_size, bias=False)
+            self.query_proj = nn.Linear(query_size, attention_size)
+            self.v = nn.Linear(attention_size, 1, bias=False)
+        elif score == "general":
+            self.key_proj = nn.Linear(key_size, query_size, bias=False)
+
+    def prepare(self, states: Tensor) -> Tensor:
+        """Keys [B, S, K'] from the encoder states; computed once, reused at every step."""
+        return states if self.score == "dot" else self.key_proj(states)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """query [B, T, Q] → context [B, T, D], weights [B, T, S] (zero on padding)."""
+        if self.score == "mlp":
+            hidden = torch.tanh(keys.unsqueeze(1) + self.query_proj(query).unsqueeze(2))
+            scores = self.v(hidden).squeeze(-1)
+        else:
+            scores = torch.bmm(query, keys.transpose(1, 2))
+        scores = scores.masked_fill(~mask.unsqueeze(1), -float("inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, values), weights
+
+
+class AttentionDecoder(nn.Module):
+    def __init__(
+        self,
+        *,
+        embedding_size: int,
+        encoder_size: int,
+        hidden_size: int,
+        cell,
+        cell_options: dict | None = None,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        fused: bool = True,
+        score: str = "mlp",
+        input_feed: bool = True,
+        bridge: str = "learned",
+        attention_size: int | None = None,
+        variational_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        if bridge not in BRIDGES:
+            raise ValueError(f"decoder bridge must be one of {', '.join(BRIDGES)}; got '{bridge}'")
+        if bridge == "last" and encoder_size != hidden_size:
+            raise ValueError(
+                f"bridge 'last' copies the encoder's final state ({encoder_size} wide) into the "
+                f"decoder ({hidden_size} wide): the sizes must match; use bridge 'learned'"
+            )
+        self.input_feed = input_feed
+        self.bridge_kind = bridge
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_size = hidden_size
+        self.rnn = RecurrentStack(
+            cell,
+            embedding_size + (hidden_size if input_feed else 0),
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            cell_options=cell_options,
+            fused=fused,
+        )
+        if bridge == "learned":
+            self.bridge = nn.Linear(encoder_size, hidden_size * num_layers)
+        self.attention = Attention(score, hidden_size, encoder_size, attention_size or hidden_size)
+        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)
+        self.dropout = SequenceDropout(dropout, variational_dropout)
+
+    # -- state: [rnn state per layer, attentional vector [B, H], attention weights [B, S]]
+
+    def init_state(self, enc: EncoderOutput):
+        self.dropout.reset()
+        if "keys" not in enc.extras:
+            enc.extras["keys"] = self.attention.prepare(enc.states)
+        batch, device, dtype = enc.states.size(0), enc.states.device, enc.states.dtype
+        state = self.rnn.initial_state(batch, device=device, dtype=dtype)
+        if self.bridge_kind == "learned":
+            starts = torch.tanh(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
+        elif self.bridge_kind == "last":
+            starts = [enc.summary] * self.num_layers
+        else:
+            starts = None
+        if starts is not None:
+            state = [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
+        feed = enc.states.new_zeros(batch, self.hidden_size)
+        weights = enc.states.new_zeros(batch, enc.states.size(1))
+        return [state, feed, weights]
+
+    def attention_weights(self, state) -> Tensor:
+        return state[2]
+
+    def _attend(self, h: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
+        """h [B, T, H] → dropped-out attentional vectors [B, T, H] and weights [B, T, S]."""
+        context, weights = self.attention(h, enc.extras["keys"], enc.states, enc.mask)
+        return torch.tanh(self.combine(torch.cat([context, h], dim=-1))), weights
+
+    def forward(self, emb: Tensor, enc: EncoderOutput, state) -> Tensor:
+        if not self.input_feed:
+            h, _ = self.rnn(emb, None, state[0])
+            return self.dropout(self._attend(h, enc)[0])
+        features = []
+        for t in range(emb.size(1)):
+            out, state = self.step(emb[:, t], enc, state)
+            features.append(out)
+        return torch.stack(features, dim=1)
+
+    def step(self, emb: Tensor, enc: EncoderOutput, state):
+        rnn_state, feed, _ = state
+        x = torch.cat([emb, feed], dim=-1) if self.input_feed else emb
+        h, rnn_state = self.rnn.step(x, rnn_state)
+        vector, weights = self._attend(h.unsqueeze(1), enc)
+        feed = self.dropout.step(vector.squeeze(1))
+        return feed, [rnn_state, feed, weights.squeeze(1)]
+
+
+def bahdanau(
+    *,
+    score: str = "mlp",
+    input_feed: bool = True,
+    bridge: str = "learned",
+    attention_size: int | None = None,
+    variational_dropout: bool = False,
+    **framework,
+) -> AttentionDecoder:
+    """Additive (MLP) attention, input feeding on (Bahdanau et al. 2015; as in OpenNMT/Joey)."""
+    return AttentionDecoder(
+        score=score,
+        input_feed=input_feed,
+        bridge=bridge,
+        attention_size=attention_size,
+        variational_dropout=variational_dropout,
+        **framework,
+    )
+
+
+def luong(
+    *,
+    score: str = "general",
+    input_feed: bool = True,
+    bridge: str = "learned",
+    variational_dropout: bool = False,
+    **framework,
+) -> AttentionDecoder:
+    """Multiplicative attention, 'general' (h·W·k) or 'dot' (Luong et al. 2015)."""
+    return AttentionDecoder(
+        score=score,
+        input_feed=input_feed,
+        bridge=bridge,
+        variational_dropout=variational_dropout,
+        **framework,
+    )
+
+

@@ -1,0 +1,177 @@
+"""Attention decoders (bahdanau, luong), bridges, tied embeddings and dropout variants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.dropout import SequenceDropout
+from seq2seq.inference import Translator
+from seq2seq.model import ModelSpec, Seq2Seq
+
+from _models import train_tiny
+
+DECODERS = [
+    ("bahdanau", {}),
+    ("bahdanau", {"input_feed": False, "bridge": "zero"}),
+    ("luong", {}),
+    ("luong", {"score": "dot", "input_feed": False}),
+    ("luong", {"score": "general", "input_feed": False, "bridge": "last"}),
+]
+
+
+def tiny_model(decoder: str, options: dict, layers: int = 2, cell: str = "lstm", **spec) -> Seq2Seq:
+    torch.manual_seed(0)
+    base = dict(
+        cell=cell,
+        embedding_size=16,
+        hidden_size=24,
+        encoder_hidden_size=12,
+        bidirectional=True,
+        num_layers=layers,
+        decoder=decoder,
+        decoder_options=options,
+    )
+    return Seq2Seq(ModelSpec(50, 60, **{**base, **spec}))
+
+
+def batch():
+    torch.manual_seed(1)
+    src = torch.randint(4, 50, (3, 7))
+    lengths = torch.tensor([7, 5, 2])
+    tgt = torch.randint(4, 60, (3, 6))
+    return src, lengths, tgt
+
+
+def stepwise_log_probs(model: Seq2Seq, src, lengths, tgt):
+    enc = model.encode(src, lengths)
+    state = model.init_state(enc)
+    out, weights = [], []
+    for t in range(tgt.size(1)):
+        logp, state = model.decode_step(tgt[:, t], enc, state)
+        out.append(logp)
+        weights.append(model.attention(state))
+    return torch.stack(out, 1), torch.stack(weights, 1)
+
+
+@pytest.mark.parametrize("decoder,options", DECODERS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_teacher_forcing_equals_the_step_path(decoder, options, cell):
+    """The training forward (fused RNN + batched attention without input feeding)
+    computes what generation computes one token at a time."""
+    model = tiny_model(decoder, options, cell=cell).eval()
+    src, lengths, tgt = batch()
+    with torch.no_grad():
+        full = torch.log_softmax(model(src, lengths, tgt), dim=-1)
+        steps, weights = stepwise_log_probs(model, src, lengths, tgt)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+    # Attention: a distribution over the real source tokens only.
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 6))
+    assert weights[2, :, 2:].abs().max() == 0
+
+
+def test_fixed_vector_decoder_has_no_attention():
+    model = tiny_model("fixed", {}, layers=1).eval()
+    src, lengths, tgt = batch()
+    enc = model.encode(src, lengths)
+    _, state = model.decode_step(tgt[:, 0], enc, model.init_state(enc))
+    assert model.attention(state) is None
+
+
+def test_keys_are_projected_once_and_follow_reordering():
+    model = tiny_model("bahdanau", {}).eval()
+    src, lengths, _ = batch()
+    enc = model.encode(src, lengths)
+    model.init_state(enc)
+    keys = enc.extras["keys"]
+    assert keys.shape == (3, 7, 24)
+    picked = enc.index_select(torch.tensor([2, 0, 0]))
+    torch.testing.assert_close(picked.extras["keys"], keys[[2, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "decoder,options,message",
+    [
+        ("luong", {"score": "dot"}, "dot attention needs"),
+        ("bahdanau", {"score": "cosine"}, "attention score must be one of"),
+        ("bahdanau", {"bridge": "last"}, "bridge 'last'"),
+        ("bahdanau", {"bridge": "mean"}, "decoder bridge must be one of"),
+    ],
+)
+def test_bad_decoder_options_are_named(decoder, options, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(decoder, options, encoder_hidden_size=8)
+
+
+def test_tied_embeddings_share_one_matrix():
+    decoder_tied = tiny_model("bahdanau", {}, embedding_size=24, tie_embeddings="decoder")
+    assert decoder_tied.generator.weight is decoder_tied.tgt_embedding.weight
+    assert decoder_tied.src_embedding.weight is not decoder_tied.tgt_embedding.weight
+    torch.manual_seed(0)
+    all_tied = Seq2Seq(
+        ModelSpec(60, 60, embedding_size=24, hidden_size=24, decoder="luong", tie_embeddings="all")
+    )
+    assert all_tied.src_embedding.weight is all_tied.generator.weight
+    untied = tiny_model("bahdanau", {}, embedding_size=24)
+    saved = untied.num_parameters() - all_tied.num_parameters()
+    assert saved > 0
+    with pytest.raises(ValueError, match="joint vocabulary"):
+        tiny_model("bahdanau", {}, embedding_size=24, tie_embeddings="all")
+    with pytest.raises(ValueError, match="must equal model.embedding_size"):
+        tiny_model("bahdanau", {}, tie_embeddings="decoder")
+    with pytest.raises(ValueError, match="tie_embeddings must be one of"):
+        tiny_model("bahdanau", {}, tie_embeddings="yes")
+
+
+def test_variational_dropout_keeps_one_mask_across_time():
+    drop = SequenceDropout(0.5, variational=True).train()
+    x = torch.ones(4, 9, 32)
+    y = drop(x)
+    assert torch.equal(y[:, :1].expand_as(y), y)  # same units dropped at every step
+    assert 0 < (y == 0).float().mean() < 1
+    drop.reset()
+    first = drop.step(torch.ones(4, 32))
+    assert torch.equal(drop.step(torch.ones(4, 32)), first)
+    drop.reset()
+    later = [drop.step(torch.ones(4, 32)) for _ in range(2)]
+    assert torch.equal(later[0], later[1]) and later[0].shape == first.shape
+    standard = SequenceDropout(0.5).train()(x)
+    assert not torch.equal(standard[:, :1].expand_as(standard), standard)
+    assert torch.equal(SequenceDropout(0.5, variational=True).eval()(x), x)
+
+
+def test_uniform_init_covers_every_parameter():
+    model = tiny_model("bahdanau", {}, init="uniform", init_range=0.05)
+    for name, param in model.named_parameters():
+        assert param.abs().max() <= 0.05, name
+    assert model.tgt_embedding.weight[0].abs().max() == 0  # padding row
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.decoder=bahdanau", "model.cell=lstm"],
+        [
+            "model.decoder=luong",
+            "+model.decoder_options.input_feed=false",
+            "+model.decoder_options.variational_dropout=true",
+            "model.variational_dropout=true",
+        ],
+    ],
+)
+def test_attention_decoders_learn_on_real_data(tmp_path, overrides):
+    run = train_tiny(
+        tmp_path / "run",
+        [*overrides, "trainer.max_steps=120", "trainer.eval_every=40", "trainer.lr=0.003"],
+    )
+    import json
+
+    evals = [
+        r
+        for r in map(json.loads, open(run / "metrics.jsonl", encoding="utf-8"))
+        if "dev_loss" in r
+    ]
+    assert evals[-1]["dev_loss"] < evals[0]["dev_loss"] - 0.5
+    translator = Translator.from_checkpoint(run)
+    out = translator.translate_text(["A man is riding a bike.", ""], search="beam", beam_size=3)
+    assert len(out) == 2 and out[0] and out[1] == ""
