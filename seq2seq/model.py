@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from . import registry
-from .encoder import Encoder, EncoderOutput
 from .dropout import SequenceDropout
+from .encoder import Encoder, EncoderOutput
 from .init import initialize, uniform_all
 from .rnn import compile_cells
 from .tokenizers import PAD_ID
@@ -116,7 +116,9 @@ class Seq2Seq(nn.Module):
             source="model.decoder_options",
         )
         self.decoder = decoder_factory(**decoder_args, **spec.decoder_options)
-        embedding_dropout = spec.dropout if spec.embedding_dropout is None else spec.embedding_dropout
+        embedding_dropout = spec.embedding_dropout
+        if embedding_dropout is None:
+            embedding_dropout = spec.dropout
         self.embedding_dropout = SequenceDropout(embedding_dropout, spec.variational_dropout)
         self.generator = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
         if spec.tie_embeddings != "none":

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _models import train_tiny
 
 from seq2seq.dropout import SequenceDropout
 from seq2seq.inference import Translator
 from seq2seq.model import ModelSpec, Seq2Seq
-
-from _models import train_tiny
 
 DECODERS = [
     ("bahdanau", {}),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..encoder import EncoderOutput
 from ..dropout import SequenceDropout
+from ..encoder import EncoderOutput
 from ..rnn import RecurrentStack, replace_first
 
 SCORES = ("mlp", "dot", "general")
