@@ -56,9 +56,7 @@ class Ensemble(nn.Module):
     ) -> tuple[Tensor, list[Any]]:
         """log(mean_i p_i(next token)) [B, V] and the members' new states."""
         logps, states = [], []
-        for model, member_enc, member_state in zip(
-            self.members, enc.members, state, strict=True
-        ):
+        for model, member_enc, member_state in zip(self.members, enc.members, state, strict=True):
             logp, new_state = model.decode_step(tokens, member_enc, member_state)
             logps.append(logp)
             states.append(new_state)

@@ -61,7 +61,7 @@ def fused_adam_supported(params: list[torch.nn.Parameter]) -> bool:
 def make_adam(parameters, lr: float, fused: bool = True) -> torch.optim.Adam:
     """Adam, with torch's fused kernel (one kernel for all parameters, several times faster
     than the per-tensor loop on CPU) when `fused` and the parameters' device supports it."""
-    params = [p for p in parameters if p.requires_grad]
+    params = list(parameters)
     if fused and fused_adam_supported(params):
         try:
             return torch.optim.Adam(params, lr=lr, fused=True)

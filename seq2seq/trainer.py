@@ -203,8 +203,9 @@ class Trainer(TrainingRun):
 
     def _check_recipe(self) -> None:
         t = self.tcfg
-        self.accumulate = t.get("accumulate") or 1
-        self.warmup_steps = t.get("warmup_steps") or 0
+        accumulate, warmup_steps = t.get("accumulate"), t.get("warmup_steps")
+        self.accumulate = 1 if accumulate is None else accumulate
+        self.warmup_steps = 0 if warmup_steps is None else warmup_steps
         if not isinstance(self.accumulate, int) or self.accumulate < 1:
             raise ValueError(f"trainer.accumulate must be an integer >= 1, got {self.accumulate!r}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:

@@ -166,11 +166,27 @@ def test_attention_decoders_learn_on_real_data(tmp_path, overrides):
     import json
 
     evals = [
-        r
-        for r in map(json.loads, open(run / "metrics.jsonl", encoding="utf-8"))
-        if "dev_loss" in r
+        r for r in map(json.loads, open(run / "metrics.jsonl", encoding="utf-8")) if "dev_loss" in r
     ]
     assert evals[-1]["dev_loss"] < evals[0]["dev_loss"] - 0.5
     translator = Translator.from_checkpoint(run)
     out = translator.translate_text(["A man is riding a bike.", ""], search="beam", beam_size=3)
     assert len(out) == 2 and out[0] and out[1] == ""
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman"])
+def test_fast_input_feeding_equals_the_plain_path(cell):
+    """The split input projection (fast path) gives the plain path's logits and gradients."""
+    src, lengths, tgt = batch()
+    results = []
+    for fused in (True, False):
+        model = tiny_model("bahdanau", {}, cell=cell, fused=fused, dropout=0.0)
+        logits = model(src, lengths, tgt)
+        logits.pow(2).mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), grads))
+    (fast, fast_grads), (plain, plain_grads) = results
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    assert fast_grads.keys() == plain_grads.keys()
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], plain_grads[name], atol=1e-5, rtol=1e-4)

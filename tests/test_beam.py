@@ -95,9 +95,9 @@ def test_batched_equals_one_sentence_at_a_time(model: Seq2Seq, batch, options) -
     for i in range(src.size(0)):
         alone = beam(model, src[i : i + 1, : lengths[i]], lengths[i : i + 1], **options)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in batched[i]], f"sentence {i}"
-        assert [h.score for h in alone] == pytest.approx(
-            [h.score for h in batched[i]], abs=TOL
-        ), f"sentence {i}"
+        assert [h.score for h in alone] == pytest.approx([h.score for h in batched[i]], abs=TOL), (
+            f"sentence {i}"
+        )
 
 
 def test_nbest_is_sorted_and_distinct(translator: Translator, batch) -> None:
@@ -138,7 +138,7 @@ def test_finished_sentences_leave_the_batch(model: Seq2Seq, batch) -> None:
     with torch.inference_mode():
         generate(counter, src, lengths, "beam", beam_size=3, max_length=60)
     assert counter.rows[0] == 3 * src.size(0)
-    assert all(b <= a for a, b in zip(counter.rows, counter.rows[1:]))
+    assert all(b <= a for a, b in zip(counter.rows, counter.rows[1:], strict=False))
     assert counter.rows[-1] < counter.rows[0]  # the short sentences were dropped
     assert all(rows % 3 == 0 for rows in counter.rows)
 

@@ -60,7 +60,9 @@ def test_seed_leaves_the_global_rng_alone(model_and_batch) -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
-@pytest.mark.parametrize("options", [{"top_k": 1}, {"top_k": 1, "temperature": 3.0}, {"top_p": 1e-6}])
+@pytest.mark.parametrize(
+    "options", [{"top_k": 1}, {"top_k": 1, "temperature": 3.0}, {"top_p": 1e-6}]
+)
 def test_greedy_limits(model_and_batch, options) -> None:
     greedy = generate(*model_and_batch, "greedy", max_length=20)
     drawn = sample(model_and_batch, seed=5, **options)

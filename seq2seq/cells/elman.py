@@ -24,8 +24,7 @@ class ElmanCell(FusedCell):
         if activation == "sigmoid":
             self.forward_sequence = None  # no fused kernel computes a sigmoid RNN
 
-    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        w_ih, w_hh, b_ih, b_hh = self._weights()
+    def _cell(self, x, state, w_ih, w_hh, b_ih, b_hh) -> tuple[Tensor, Tensor]:
         if self.activation == "tanh":
             h = torch.rnn_tanh_cell(x, state, w_ih, w_hh, b_ih, b_hh)
         elif self.activation == "relu":

@@ -13,8 +13,8 @@ class GRUCell(FusedCell):
         super().__init__(input_size, hidden_size)
         self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
 
-    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        h = torch.gru_cell(x, state, *self._weights())
+    def _cell(self, x, state, w_ih, w_hh, b_ih, b_hh) -> tuple[Tensor, Tensor]:
+        h = torch.gru_cell(x, state, w_ih, w_hh, b_ih, b_hh)
         return h, h
 
 
@@ -30,10 +30,8 @@ class LSTMCell(FusedCell):
                 for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0):
                     bias[hidden_size : 2 * hidden_size].fill_(forget_bias / 2)
 
-    def forward(
-        self, x: Tensor, state: tuple[Tensor, Tensor]
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        h, c = torch.lstm_cell(x, state, *self._weights())
+    def _cell(self, x, state, w_ih, w_hh, b_ih, b_hh) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = torch.lstm_cell(x, state, w_ih, w_hh, b_ih, b_hh)
         return h, (h, c)
 
 

@@ -139,16 +139,24 @@ class AttentionDecoder(nn.Module):
         if not self.input_feed:
             h, _ = self.rnn(emb, None, state[0])
             return self.dropout(self._attend(h, enc)[0])
+        # The embeddings' share of the first layer's input projection, for all steps at once.
+        bias = self.rnn.known_input_bias(emb)
         features = []
         for t in range(emb.size(1)):
-            out, state = self.step(emb[:, t], enc, state)
+            out, state = self._step(emb[:, t], enc, state, None if bias is None else bias[:, t])
             features.append(out)
         return torch.stack(features, dim=1)
 
     def step(self, emb: Tensor, enc: EncoderOutput, state):
+        return self._step(emb, enc, state)
+
+    def _step(self, emb: Tensor, enc: EncoderOutput, state, input_bias: Tensor | None = None):
         rnn_state, feed, _ = state
-        x = torch.cat([emb, feed], dim=-1) if self.input_feed else emb
-        h, rnn_state = self.rnn.step(x, rnn_state)
+        if input_bias is not None:
+            h, rnn_state = self.rnn.step(feed, rnn_state, input_bias)
+        else:
+            x = torch.cat([emb, feed], dim=-1) if self.input_feed else emb
+            h, rnn_state = self.rnn.step(x, rnn_state)
         vector, weights = self._attend(h.unsqueeze(1), enc)
         feed = self.dropout.step(vector.squeeze(1))
         return feed, [rnn_state, feed, weights.squeeze(1)]
@@ -190,5 +198,3 @@ def luong(
         variational_dropout=variational_dropout,
         **framework,
     )
-
-

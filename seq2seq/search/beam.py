@@ -141,7 +141,7 @@ def beam_search(
     enc = enc.index_select(repeat)
     state = map_state(lambda s: s.index_select(0, repeat), state)
     limits = length_limits(src_lengths, max_length, max_length_ratio).to(device)
-    src_mask = (torch.arange(src.size(1), device=device) < src_lengths.to(device).unsqueeze(1))
+    src_mask = torch.arange(src.size(1), device=device) < src_lengths.to(device).unsqueeze(1)
 
     alive = torch.arange(batch, device=device)  # original index of each live sentence
     scores = torch.full((batch, k), NEG_INF, device=device)
@@ -184,9 +184,7 @@ def beam_search(
             rows, token = top_row[b, j], top_token[b, j]
             value = top_scores[b, j] / length_penalty_factor(t + 1, length_penalty)
             if coverage is not None:
-                value = value + coverage_score(
-                    coverage[rows], src_mask[alive[b]], coverage_penalty
-                )
+                value = value + coverage_score(coverage[rows], src_mask[alive[b]], coverage_penalty)
             tokens = torch.cat(
                 [history[rows], token.masked_fill(token == EOS_ID, PAD_ID).unsqueeze(1)], dim=1
             )
@@ -206,7 +204,9 @@ def beam_search(
         if keep.numel() < live:  # drop finished sentences from every per-row tensor
             alive, count, scores = alive[keep], count[keep], scores[keep]
             source, last = source[keep], last[keep]
-            enc = enc.index_select((keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
+            enc = enc.index_select(
+                (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            )
         source, last = source.view(-1), last.view(-1)
         history = torch.cat([history.index_select(0, source), last.unsqueeze(1)], dim=1)
         state = map_state(lambda s, source=source: s.index_select(0, source), state)

@@ -1,0 +1,130 @@
+"""`seq2seq-average`: the mean of checkpoints' weights, with the first one's metadata."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _models import train_tiny
+
+from seq2seq.average import average_checkpoints
+from seq2seq.average import main as average_main
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.inference import Translator
+from seq2seq.run_base import step_checkpoints
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Path:
+    """A tiny real-data run keeping its three newest periodic checkpoints (step_N.pt)."""
+    return train_tiny(
+        tmp_path_factory.mktemp("average_run"),
+        ["trainer.threads=1", "trainer.checkpoint_every=10", "trainer.keep_last=3"],
+    )
+
+
+@pytest.fixture(scope="module")
+def steps(run: Path) -> list[Path]:
+    """The periodic checkpoints, newest first."""
+    found = step_checkpoints(run / "checkpoints")
+    assert len(found) == 3, sorted(p.name for p in (run / "checkpoints").iterdir())
+    return found
+
+
+def run_average(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        average_main([str(a) for a in args])
+    return exit_info.value.code
+
+
+def test_two_identical_checkpoints_give_the_same_weights(steps, tmp_path) -> None:
+    out = tmp_path / "same.pt"
+    assert run_average("--checkpoints", steps[0], steps[0], "-o", out) == 0
+    original, averaged = load_checkpoint(steps[0]), load_checkpoint(out)
+    assert averaged["model"].keys() == original["model"].keys()
+    for name, tensor in original["model"].items():
+        assert torch.equal(averaged["model"][name], tensor), name
+
+
+def test_average_is_the_mean_and_keeps_the_first_metadata(steps, tmp_path) -> None:
+    out = tmp_path / "mean.pt"
+    assert run_average("--checkpoints", *steps, "-o", out) == 0
+    payloads = [load_checkpoint(p) for p in steps]
+    averaged = load_checkpoint(out)
+    for name, tensor in averaged["model"].items():
+        mean = sum(p["model"][name].double() for p in payloads) / 3
+        assert tensor.dtype == payloads[0]["model"][name].dtype
+        assert torch.allclose(tensor.double(), mean, atol=1e-6), name
+    assert not torch.equal(averaged["model"][name], payloads[0]["model"][name])
+    for key in ("model_spec", "tokenizers", "config", "progress"):
+        assert averaged[key] == payloads[0][key]
+    for key in ("optimizer", "scheduler", "rng"):
+        assert key in payloads[0] and key not in averaged
+    assert averaged["averaged_from"] == [str(p) for p in steps]
+    translator = Translator.from_checkpoint(out)
+    assert len(translator.translate_text(["A man is riding a bike.", ""])) == 2
+
+
+def test_run_dir_last_n_uses_the_newest_step_checkpoints(run, steps, tmp_path) -> None:
+    out = tmp_path / "last2.pt"
+    assert run_average("--run-dir", run, "--last", 2, "-o", out) == 0
+    assert load_checkpoint(out)["averaged_from"] == [str(p) for p in steps[:2]]
+    expected = average_checkpoints(steps[:2])["model"]
+    for name, tensor in load_checkpoint(out)["model"].items():
+        assert torch.equal(tensor, expected[name])
+
+
+def test_console_script(run, tmp_path) -> None:
+    beside = Path(sys.executable).with_name("seq2seq-average")
+    script = str(beside) if beside.exists() else shutil.which("seq2seq-average")
+    assert script, "seq2seq-average is not installed (pip install -e .)"
+    out = tmp_path / "cli.pt"
+    proc = subprocess.run(
+        [script, "--run-dir", str(run), "--last", "3", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(out)["model"]
+
+
+def test_mismatched_parameters_name_the_file(steps, tmp_path, capsys) -> None:
+    payload = load_checkpoint(steps[1])
+    payload.pop("format")
+    odd = copy.deepcopy(payload)
+    name = next(iter(odd["model"]))
+    odd["model"][name] = torch.zeros(3, 3)
+    bad_shape = tmp_path / "bad_shape.pt"
+    save_checkpoint(bad_shape, odd)
+    del odd["model"][name]
+    missing = tmp_path / "missing.pt"
+    save_checkpoint(missing, odd)
+    for bad, what in ((bad_shape, f"parameter {name} has shape (3, 3)"), (missing, "missing")):
+        out = tmp_path / "never.pt"
+        assert run_average("--checkpoints", steps[0], bad, "-o", out) == 2
+        err = capsys.readouterr().err
+        assert str(bad) in err and what in err and "Traceback" not in err
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--last", "9"], "holds only 3 periodic checkpoint(s)"),
+        ([], "--run-dir needs --last N"),
+    ],
+)
+def test_run_dir_errors(run, tmp_path, capsys, argv, message) -> None:
+    assert run_average("--run-dir", run, *argv, "-o", tmp_path / "x.pt") == 2
+    assert message in capsys.readouterr().err
+
+
+def test_output_must_not_overwrite_an_input(steps, capsys) -> None:
+    assert run_average("--checkpoints", steps[0], steps[1], "-o", steps[1]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
