@@ -10,6 +10,7 @@ reuse. Numbers are unchanged: only where memory comes from changes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -49,3 +50,16 @@ def set_threads(threads: int | None) -> int:
     if threads:
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device | str, precision: str):
+    """Mixed precision for the forward pass: `bf16` autocasts matrix products to
+    bfloat16 (fast on CPUs with AMX and on recent GPUs); `fp32` changes nothing."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got '{precision}'")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

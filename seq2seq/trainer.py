@@ -30,6 +30,7 @@ from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq
+from .perf import PRECISIONS, autocast
 from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
 from .scheduled_sampling import (
     scheduled_sampling_logits,
@@ -213,6 +214,10 @@ class Trainer(TrainingRun):
                 f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
             )
         validate_schedule(t.get("scheduled_sampling"))
+        if t.get("precision", "fp32") not in PRECISIONS:
+            raise ValueError(
+                f"trainer.precision must be one of {', '.join(PRECISIONS)}; got {t.precision!r}"
+            )
 
     def _restore(self, payload: dict[str, Any]) -> None:
         # How the cells run (fused, compiled) does not change the weights.
@@ -325,7 +330,8 @@ class Trainer(TrainingRun):
         )
 
     # -------------------------------------------------------------- training
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The training examples of each batch of `epoch`, in order."""
         t = self.tcfg
         return token_batches(
             self.src_lengths,
@@ -334,7 +340,11 @@ class Trainer(TrainingRun):
             t.seed,
             epoch,
             batch_sentences=t.get("batch_sentences"),
+            by_length=t.get("length_buckets", True),
         )
+
+    def padding_fraction(self, epoch: int = 0) -> float:
+        return padding_fraction(self.epoch_batches(epoch), self.src_lengths, self.tgt_lengths)
 
     def _next_update(self, epoch_batches: list[list[int]]) -> list[Batch]:
         """The batches of the next update: trainer.accumulate of them (fewer at epoch end)."""
@@ -347,11 +357,12 @@ class Trainer(TrainingRun):
 
     def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
         src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
-        if teacher_prob >= 1.0:
-            return self.model(src, batch.src_lengths, tgt_in)
-        return scheduled_sampling_logits(
-            self.model, src, batch.src_lengths, tgt_in, teacher_prob, generator
-        )
+        with autocast(self.device, self.tcfg.get("precision", "fp32")):
+            if teacher_prob >= 1.0:
+                return self.model(src, batch.src_lengths, tgt_in)
+            return scheduled_sampling_logits(
+                self.model, src, batch.src_lengths, tgt_in, teacher_prob, generator
+            )
 
     def _warm_up(self, step: int) -> None:
         if step < self.warmup_steps:
@@ -454,7 +465,7 @@ class Trainer(TrainingRun):
         self._install_signal_handlers()
         t, p = self.tcfg, self.progress
         self.model.train()
-        epoch_batches = self._epoch_batches(p.epoch)
+        epoch_batches = self.epoch_batches(p.epoch)
         updates_per_epoch = math.ceil(len(epoch_batches) / self.accumulate)
         log.info(
             "%d batches per epoch (%d updates), padding %.1f%%",
@@ -466,7 +477,7 @@ class Trainer(TrainingRun):
         window = Window()
         self.stop_reason = self.stop_reason or self._budget_exhausted()
         while self.stop_reason is None and p.epoch < t.max_epochs:
-            epoch_batches = self._epoch_batches(p.epoch)
+            epoch_batches = self.epoch_batches(p.epoch)
             while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
                 window = self._run_update(epoch_batches, window, bar)
             if p.batch_in_epoch >= len(epoch_batches):

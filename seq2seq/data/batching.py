@@ -56,14 +56,16 @@ def token_batches(
     epoch: int,
     shuffle: bool = True,
     batch_sentences: int | None = None,
+    by_length: bool = True,
 ) -> list[list[int]]:
     """Group examples of similar length so that each batch holds about `batch_tokens`
     padded tokens (the longer side counts), or exactly `batch_sentences` sentences
     when that is given (the last batch may be smaller). The order depends only on
-    (seed, epoch), which is what makes resuming in the middle of an epoch exact."""
+    (seed, epoch), which is what makes resuming in the middle of an epoch exact.
+    by_length=False skips the length buckets (random batches: the plain path)."""
     rng = random.Random(seed * 100_003 + epoch)
     keys = [
-        (t, s, rng.random() if shuffle else i)
+        (t, s, rng.random() if shuffle else i) if by_length else (rng.random(),)
         for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True))
     ]
     order = sorted(range(len(keys)), key=keys.__getitem__)
