@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from .perf import bf16_unsupported_reason
+
 PLAIN_OVERRIDES = [
     "model.fused=false",
     "trainer.fused_optimizer=false",
@@ -138,6 +140,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     """One variant, in this process: train-step timing, then translation timing."""
     from .inference import Translator
     from .perf import tune_allocator
+    from .rnn import set_fused
     from .trainer import Trainer
 
     if not args.plain:
@@ -152,8 +155,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         training = measure_training(trainer, args.warmup, args.steps)
         if args.checkpoint:
             translator = Translator.from_checkpoints([args.checkpoint])
-            if args.plain:
-                translator.model.spec.fused = False
+            set_fused(translator.model, not args.plain)
         else:
             translator = Translator(
                 trainer.model.eval(), trainer.data.src_tokenizer, trainer.data.tgt_tokenizer
@@ -215,8 +217,13 @@ def table(report: dict[str, Any]) -> str:
             f"{tr['greedy']['sentences_per_s']:.0f} | {beam['seconds']:.2f} / "
             f"{beam['sentences_per_s']:.0f} | {run['peak_rss_mib']:,.0f} |"
         )
+    rows.append("")
     for name, value in report.get("ratios", {}).items():
-        rows.append(f"\n{name}: {value:.2f}×")
+        rows.append(f"{name}: {value:.2f}×")
+    if report.get("equal_outputs_fast_vs_plain") is not None:
+        rows.append(
+            f"identical translations, fast vs plain: {report['equal_outputs_fast_vs_plain']}"
+        )
     return "\n".join(rows)
 
 
@@ -234,14 +241,17 @@ def _ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
         ratios[f"fast-fp32 vs {label}: training"] = train
         ratios[f"fast-fp32 vs {label}: greedy"] = greedy
         ratios[f"fast-fp32 vs {label}: {beam}"] = decode
-        if run["variant"] == "plain":
-            same = all(
-                fast["translation"][k]["first_outputs"] == run["translation"][k]["first_outputs"]
-                for k in fast["translation"]
-            )
-            ratios_key = f"fast-fp32 vs {label}: equal outputs (first 50 sentences)"
-            ratios[ratios_key] = float(same)
     return ratios
+
+
+def _equal_outputs(runs: list[dict[str, Any]]) -> bool | None:
+    """Whether the fast and plain paths translated the first sentences identically
+    (meaningful with --checkpoint: both then decode the same weights)."""
+    by_variant = {r["variant"]: r for r in runs if r["precision"] == "fp32"}
+    if len(by_variant) < 2:
+        return None
+    fast, plain = by_variant["fast"]["translation"], by_variant["plain"]["translation"]
+    return all(fast[k]["first_outputs"] == plain[k]["first_outputs"] for k in fast)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -293,8 +303,15 @@ def main(argv: list[str] | None = None) -> None:
     }
     variants = [(False, p) for p in args.precision] + ([(True, "fp32")] if args.plain else [])
     for plain, precision in variants:
+        reason = bf16_unsupported_reason("cpu") if precision == "bf16" else None
+        if reason:
+            report["skipped"] = {precision: reason}
+            print(f"bf16 skipped: {reason}")
+            continue
         report["runs"].append(_run_worker(_worker_command(args, plain, precision)))
     report["ratios"] = _ratios(report["runs"])
+    if args.checkpoint:
+        report["equal_outputs_fast_vs_plain"] = _equal_outputs(report["runs"])
     print(
         f"fp32 matmul peak {report['machine']['fp32_matmul_gflops']:.1f} GFLOP/s, "
         f"bf16 {report['machine']['bf16_matmul_gflops']:.1f} GFLOP/s "

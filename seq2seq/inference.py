@@ -15,6 +15,7 @@ from .checkpoint import load_checkpoint
 from .data.batching import source_tensor
 from .ensemble import Ensemble
 from .model import ModelSpec, Seq2Seq
+from .perf import autocast
 from .search import Hypothesis, generate
 from .tokenizers import Tokenizer, tokenizer_from_state
 
@@ -28,6 +29,7 @@ class Translator:
     tgt_tokenizer: Tokenizer
     config: dict[str, Any] = field(default_factory=dict)
     max_source_tokens: int = 250
+    precision: str = "fp32"  # fp32 | bf16 (autocast where the hardware has native bf16)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Translator:
@@ -98,9 +100,10 @@ class Translator:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             src, lengths = source_tensor([encoded[i] for i in chunk])
-            hyps = generate(
-                self.model, src.to(device), lengths.to(device), search, **search_options
-            )
+            with autocast(device, self.precision):
+                hyps = generate(
+                    self.model, src.to(device), lengths.to(device), search, **search_options
+                )
             for index, sentence_hyps in zip(chunk, hyps, strict=True):
                 results[index] = sentence_hyps or [Hypothesis([], float("-inf"))]
         return results

@@ -58,8 +58,31 @@ PRECISIONS = ("fp32", "bf16")
 def autocast(device: torch.device | str, precision: str):
     """Mixed precision for the forward pass: `bf16` autocasts matrix products to
     bfloat16 (fast on CPUs with AMX and on recent GPUs); `fp32` changes nothing."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got '{precision}'")
+    check_precision(device, precision, "precision")
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def bf16_unsupported_reason(device: torch.device | str) -> str | None:
+    """Why bf16 cannot run well on `device`, or None if it can."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        capability = torch.backends.cpu.get_cpu_capability()
+        return (
+            f"this CPU has no native bf16 (torch reports {capability}; "
+            "bf16 needs AVX512-BF16 or AMX): bf16 matrix products would be emulated, far slower "
+            "than fp32, and torch's fused LSTM/GRU kernels refuse bf16 here"
+        )
+    return None
+
+
+def check_precision(device: torch.device | str, precision: str, key: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "bf16":
+        reason = bf16_unsupported_reason(device)
+        if reason:
+            raise ValueError(f"{key}=bf16: {reason}. Use {key}=fp32.")

@@ -307,3 +307,10 @@ def compile_cells(module: nn.Module, mode: bool | str = True) -> None:
     for sub in module.modules():
         if isinstance(sub, RecurrentStack):
             sub.set_compile(mode)
+
+
+def set_fused(module: nn.Module, fused: bool) -> None:
+    """Switch every RecurrentStack inside `module` to the fused (True) or plain step path."""
+    for sub in module.modules():
+        if isinstance(sub, RecurrentStack):
+            sub.fused = fused

@@ -30,7 +30,7 @@ from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq
-from .perf import PRECISIONS, autocast
+from .perf import autocast, check_precision
 from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
 from .scheduled_sampling import (
     scheduled_sampling_logits,
@@ -214,10 +214,7 @@ class Trainer(TrainingRun):
                 f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
             )
         validate_schedule(t.get("scheduled_sampling"))
-        if t.get("precision", "fp32") not in PRECISIONS:
-            raise ValueError(
-                f"trainer.precision must be one of {', '.join(PRECISIONS)}; got {t.precision!r}"
-            )
+        check_precision(self.device, t.get("precision", "fp32"), "trainer.precision")
 
     def _restore(self, payload: dict[str, Any]) -> None:
         # How the cells run (fused, compiled) does not change the weights.
