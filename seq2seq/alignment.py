@@ -206,4 +206,3 @@ def plot_attention(
 def plot_file_name(line_number: int, width: int = 6) -> str:
     """`000042.png` for input line 42 (1-based); wider numbers are written in full."""
     return f"{line_number:0{width}d}.png"
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import tempfile
@@ -18,23 +19,70 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, corrupted, foreign or unsafe."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """The operating system refused a checkpoint write (full disk, quota, permissions).
+
+    `errno` is the OS error number (errno.ENOSPC for a full disk). The previous file
+    at the path, if any, is untouched and no temporary file is left behind.
+    """
+
+    def __init__(self, message: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+_REASONS = {errno.ENOSPC: "no space left on device"}
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    _REASONS[errno.EDQUOT] = "disk quota exceeded"
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`. torch.save masks a failed write of its file object
+    (e.g. ENOSPC) with a RuntimeError ('unexpected pos …') raised while closing the
+    archive; the OSError is still there as its __context__."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _open_for_writing(fd: int):
+    """The temporary file's writer (a seam for fault-injection tests)."""
+    return os.fdopen(fd, "wb")
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
-    A crash or a full disk during the write leaves the previous file intact.
+    A crash or a full disk during the write leaves the previous file intact, and the
+    temporary file is removed. A write the OS refuses (no space left, quota, permissions)
+    is a CheckpointWriteError naming `path` and the reason.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with _open_for_writing(fd) as f:
             torch.save({"format": FORMAT, **payload}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        cause = _os_error_in(exc) if isinstance(exc, Exception) else None
+        if cause is None:
+            raise
+        reason = _REASONS.get(cause.errno) or (cause.strerror or str(cause)).lower()
+        kept = f"the previous {path.name} is untouched" if path.exists() else "nothing was written"
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {path}: {reason}; {kept} and no partial file was left",
+            cause.errno,
+        ) from exc
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -53,6 +101,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         path = candidate if candidate.exists() else path / "best.pt"
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # save_checkpoint always writes torch's zip archive: anything else (a file cut
+        # short, which loses the archive's directory at its end, or some other file
+        # named by mistake) would otherwise reach the legacy unpickler and be reported
+        # as unsafe rather than as what it is.
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted, or not a checkpoint at all "
+            f"({path.stat().st_size} bytes, not the zip archive seq2seq writes). "
+            "Use another checkpoint (e.g. checkpoints/best.pt or an older last.pt)."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,104 @@ class TrainingError(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """trainer.device as a torch device; a name torch does not know, or a GPU this
+    machine lacks, is a ValueError saying what to use instead."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"trainer.device: unknown device {name!r}; use cpu, cuda, cuda:N or auto"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"trainer.device={name}, but torch sees no CUDA GPU on this machine "
+                "(torch.cuda.is_available() is False); use trainer.device=cpu, or "
+                "trainer.device=auto to use a GPU only where there is one"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"trainer.device={name}, but this machine has {count} CUDA GPU(s): "
+                f"use cuda:0 … cuda:{count - 1}"
+            )
+    return device
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int_at_least(low: int, off: str | None = None):
+    """A whole number >= low; with `off`, null is allowed too and means `off`."""
+    allowed = f"a whole number >= {low}" + (f", or null ({off})" if off else "")
+    return (lambda v: (off is not None and v is None) or (_is_int(v) and v >= low)), allowed
+
+
+# trainer.<key>: (test, what is allowed). Only keys present in the config are checked,
+# so both trainer groups (default: translation, lm: language model) share the table.
+TRAINER_RULES: dict[str, tuple[Any, str]] = {
+    "max_epochs": _int_at_least(1),
+    "max_steps": _int_at_least(1, "no limit"),
+    "max_time": (
+        lambda v: v is None or (_is_number(v) and v > 0),
+        "a number of minutes > 0, or null (no limit)",
+    ),
+    "batch_tokens": _int_at_least(1),
+    "batch_sentences": _int_at_least(1, "batches by trainer.batch_tokens"),
+    "batch_size": _int_at_least(1),
+    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 0.001)"),
+    "lr_decay": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "lr_patience": _int_at_least(0),
+    "min_lr": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "clip_norm": (
+        lambda v: v is None or (_is_number(v) and v >= 0),
+        "a number >= 0, or 0/null (no clipping)",
+    ),
+    "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "seed": (_is_int, "a whole number"),
+    "eval_every": _int_at_least(0, "never"),
+    "eval_sentences": _int_at_least(0, "all"),
+    "eval_max_length": _int_at_least(1),
+    "eval_chunk": _int_at_least(1, "500"),
+    "early_stopping_metric": (lambda v: v in ("bleu", "loss"), "one of bleu, loss"),
+    "patience": _int_at_least(0, "never stop early"),
+    "checkpoint_every": _int_at_least(0, "no periodic checkpoints"),
+    "keep_last": _int_at_least(0, "keep none"),
+    "log_every": _int_at_least(1),
+    "threads": _int_at_least(1, "torch's default"),
+    "length_buckets": (lambda v: isinstance(v, bool), "true or false"),
+    "fused_optimizer": (lambda v: isinstance(v, bool), "true or false"),
+    "show_table": (lambda v: isinstance(v, bool), "true or false"),
+    "resume": (
+        lambda v: v is None or isinstance(v, str),
+        "a checkpoint file or run directory, or null",
+    ),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail before any work on values that are not set (???) or out of range in trainer.*,
+    with one message naming every culprit and what is allowed."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(
+            f"config value(s) not set: {', '.join(missing)} (??? in the config). "
+            f"Set each on the command line, e.g. {missing[0]}=VALUE"
+        )
+    problems = []
+    trainer = cfg.get("trainer") or {}
+    for key, (test, allowed) in TRAINER_RULES.items():
+        if key in trainer and not test(trainer[key]):
+            problems.append(f"trainer.{key} must be {allowed}, got {trainer[key]!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def step_checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -93,6 +188,7 @@ class TrainingRun:
     progress: Any
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        check_config(cfg)
         self.cfg = cfg
         self.tcfg = cfg.trainer
         self.run_dir = Path(run_dir)
@@ -129,11 +225,24 @@ class TrainingRun:
         return payload
 
     def save(self, name: str, full: bool = True) -> None:
-        """Atomic save; a model with NaN/Inf weights is never written."""
+        """Atomic save; a model with NaN/Inf weights is never written.
+
+        A write the OS refuses (a full disk above all) stops the run with a TrainingError
+        naming the file and the reason, rather than training on with nowhere to save:
+        the checkpoints already on disk are intact, so at most the steps since the last
+        one are lost, and the message says how to resume once there is space.
+        """
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             log.error("not writing %s: the model has NaN/Inf weights", name)
             return
-        save_checkpoint(self.ckpt_dir / name, self._payload(full))
+        try:
+            save_checkpoint(self.ckpt_dir / name, self._payload(full))
+        except CheckpointWriteError as exc:
+            raise TrainingError(
+                f"{exc}. Training stopped at step {self.progress.step}. Free some space "
+                "(or lower trainer.keep_last), then resume from the newest good checkpoint "
+                f"with trainer.resume={self.run_dir}"
+            ) from exc
 
     def save_periodic(self) -> None:
         """last.pt, plus step_{N}.pt of which only the newest trainer.keep_last are kept."""
@@ -157,9 +266,15 @@ class TrainingRun:
         )
 
     def _log(self, record: dict[str, Any]) -> None:
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise TrainingError(
+                f"cannot write {self.metrics_path}: {exc.strerror or exc}. Training stopped "
+                f"at step {self.progress.step}; resume with trainer.resume={self.run_dir}"
+            ) from exc
 
     def _budget_exhausted(self) -> str | None:
         t = self.tcfg

@@ -26,7 +26,7 @@ TINY = [
 ]
 
 
-def make_config(overrides: list[str], exp: str = "en_de") -> DictConfig:
+def make_config(overrides: list[str], exp: str = "en_de_fixed") -> DictConfig:
     os.environ.setdefault(
         "SEQ2SEQ_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data")
     )
@@ -34,7 +34,7 @@ def make_config(overrides: list[str], exp: str = "en_de") -> DictConfig:
         return compose(config_name="config", overrides=[f"+exp={exp}", *overrides])
 
 
-def train_tiny(run_dir: Path, overrides: list[str] = (), exp: str = "en_de") -> Path:
+def train_tiny(run_dir: Path, overrides: list[str] = (), exp: str = "en_de_fixed") -> Path:
     """Train a tiny model on real data into run_dir; later overrides win."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

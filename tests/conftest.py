@@ -20,6 +20,35 @@ if not os.environ.get("SEQ2SEQ_DATA"):
     os.environ["SEQ2SEQ_DATA"] = str(DEFAULT_DATA)
 
 
+def _register_hypothesis_profile() -> None:
+    """Property tests run SEQ2SEQ_HYPOTHESIS_EXAMPLES generated examples each (default
+    150, fast enough for CI); e.g. SEQ2SEQ_HYPOTHESIS_EXAMPLES=3000 for a long hunt.
+    Tests that pass their own settings() inherit this count unless they set one."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # hypothesis is only needed by the property tests
+        return
+    raw = os.environ.get("SEQ2SEQ_HYPOTHESIS_EXAMPLES", "150")
+    try:
+        examples = int(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"SEQ2SEQ_HYPOTHESIS_EXAMPLES must be a whole number >= 1, got {raw!r}"
+        ) from None
+    if examples < 1:
+        raise pytest.UsageError(f"SEQ2SEQ_HYPOTHESIS_EXAMPLES must be >= 1, got {examples}")
+    settings.register_profile(
+        "seq2seq",
+        max_examples=examples,
+        deadline=None,  # a translation can take a while; time is not the property
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("seq2seq")
+
+
+_register_hypothesis_profile()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (holds seq2seq/, data_scripts/, tests/)."""

@@ -45,8 +45,9 @@ pieces = st.one_of(
 )
 hostile_bytes = st.lists(pieces, max_size=25).map(b"".join)
 
+# The number of examples comes from the "seq2seq" profile (tests/conftest.py):
+# SEQ2SEQ_HYPOTHESIS_EXAMPLES, default 150; e.g. 3000 for the long run.
 SETTINGS = settings(
-    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -199,7 +199,7 @@ def start_training(run_dir: Path, *overrides: str) -> subprocess.Popen:
             sys.executable,
             "-m",
             "seq2seq.train",
-            "+exp=en_de",
+            "+exp=en_de_fixed",
             *TINY,
             *COMMON,
             *overrides,
