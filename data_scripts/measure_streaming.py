@@ -106,7 +106,7 @@ class Sampler(threading.Thread):
 
     def __init__(self, pid: int, output: Path, start: float, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.pid, self.output, self.start, self.interval = pid, output, start, interval
+        self.pid, self.output, self.t0, self.interval = pid, output, start, interval
         self.first_output_s: float | None = None
         self.rss_at_first_output: int | None = None
         self.last_rss: int | None = None
@@ -122,7 +122,7 @@ class Sampler(threading.Thread):
             if self.first_output_s is None:
                 try:
                     if self.output.stat().st_size > 0:
-                        self.first_output_s = time.monotonic() - self.start
+                        self.first_output_s = time.monotonic() - self.t0
                         self.rss_at_first_output = rss
                 except OSError:
                     pass

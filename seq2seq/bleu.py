@@ -10,7 +10,7 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from .cli import add_search_arguments, run_cli, search_options
+from .cli import add_search_arguments, load_translator, run_cli, search_options
 from .data.corpus import read_lines
 
 
@@ -102,10 +102,9 @@ def _main(argv: list[str] | None = None) -> int:
     elif args.checkpoint:
         if bool(args.src) != bool(args.ref):
             parser.error("--src and --ref go together (or give neither to use --split)")
-        from .inference import Translator
 
         options = search_options(args)  # inconsistent flags fail before the model loads
-        translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
+        translator = load_translator(args)
         src, ref, name = _test_set(args, translator.config)
         refs = [ref] + [read_lines(r) for r in (args.ref or [])[1:]]
         ref_names = args.ref or [f"the reference side of {name}"]

@@ -66,6 +66,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes the file private (0600); give the checkpoint the permissions of
+        # any file the user writes (0666 less the umask), as a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with _open_for_writing(fd) as f:
             torch.save({"format": FORMAT, **payload}, f)
             f.flush()

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, TextIO
 
 from .checkpoint import CheckpointError
 from .data.corpus import CorpusError
+from .perf import tune_allocator
 from .registry import PluginError
 
 log = logging.getLogger("seq2seq")
@@ -92,6 +93,23 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs)",
+    )
+
+
+def load_translator(args):
+    """The model(s) of --checkpoint on --device at --precision (checked before loading)."""
+    from .inference import Translator
+    from .perf import check_precision
+
+    check_precision(args.device, args.precision, "--precision")
+    translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
+    translator.precision = args.precision
+    return translator
 
 
 def _parse_value(text: str) -> Any:
@@ -187,6 +205,7 @@ def run_cli(body: Callable[[], int | None]) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    tune_allocator()
     try:
         sys.exit(body() or 0)
     except BrokenPipeError:

@@ -88,7 +88,7 @@ TRAINER_RULES: dict[str, tuple[Any, str]] = {
     "eval_every": _int_at_least(0, "never"),
     "eval_sentences": _int_at_least(0, "all"),
     "eval_max_length": _int_at_least(1),
-    "eval_chunk": _int_at_least(1, "500"),
+    "eval_chunk": _int_at_least(1, "500 steps"),
     "early_stopping_metric": (lambda v: v in ("bleu", "loss"), "one of bleu, loss"),
     "patience": _int_at_least(0, "never stop early"),
     "checkpoint_every": _int_at_least(0, "no periodic checkpoints"),

@@ -18,6 +18,7 @@ import torch
 from . import registry
 from .cli import (
     add_search_arguments,
+    load_translator,
     positive_int,
     read_lines_safely,
     run_cli,
@@ -139,7 +140,7 @@ def _main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
-        translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
+        translator = load_translator(args)
         attention_flags = [
             flag
             for flag, given in (

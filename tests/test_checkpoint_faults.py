@@ -229,3 +229,16 @@ main()
     assert str(run / "checkpoints" / "step_5.pt") in error[0]
     assert "no space left on device" in error[0] and "trainer.resume=" in error[0]
     assert only_checkpoints(run / "checkpoints") == []
+
+
+def test_checkpoint_gets_the_permissions_of_any_file_the_user_writes(tmp_path):
+    """The temporary file is private (mkstemp); the renamed checkpoint must not be."""
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "a.pt", payload(1.0, size=10))
+        os.umask(0o077)
+        save_checkpoint(tmp_path / "b.pt", payload(1.0, size=10))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o600

@@ -76,7 +76,9 @@ def assert_mentions(message: str, *parts: str) -> None:
 
 
 def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "SEQ2SEQ_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "SEQ2SEQ_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)  # it would make Hydra print the stack trace
+    return env
 
 
 def run_command(*args: str) -> subprocess.CompletedProcess:
