@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import difflib
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -44,6 +45,36 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def validate(self) -> None:
+        """Refuse values that would fail later with a message naming no key."""
+        for name in ("bidirectional", "fused", "variational_dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"model.{name} must be true or false; got {getattr(self, name)!r}")
+        for name in ("embedding_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"model.{name} must be an integer >= 1; got {value!r}")
+        for name in ("dropout", "embedding_dropout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"model.{name} must be a probability in [0, 1); got {value!r}")
+        _check_tying(self)
+
+
+def spec_from_options(options: dict[str, Any], src_vocab: int, tgt_vocab: int) -> ModelSpec:
+    """A ModelSpec from the `model` config group; unknown keys are named with a suggestion."""
+    known = {f.name for f in fields(ModelSpec)} - {"src_vocab_size", "tgt_vocab_size"}
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean model.{close[0]}?" if close else ""
+            raise ValueError(
+                f"unknown key model.{key}{hint} The model keys are: {', '.join(sorted(known))}"
+            )
+    spec = ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
+    spec.validate()
+    return spec
+
 
 TIE_CHOICES = ("none", "decoder", "all")
 
@@ -75,7 +106,7 @@ class Seq2Seq(nn.Module):
             fixed=(spec.embedding_size, encoder_size),
             source="model.cell_options",
         )
-        _check_tying(spec)
+        spec.validate()
         self.tgt_embedding = nn.Embedding(
             spec.tgt_vocab_size, spec.embedding_size, padding_idx=PAD_ID
         )

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .inference import Translator
-from .model import ModelSpec, Seq2Seq
+from .model import ModelSpec, Seq2Seq, spec_from_options
 from .perf import autocast, check_precision
 from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
 from .scheduled_sampling import (
@@ -89,7 +89,7 @@ def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> Mo
         if isinstance(model_cfg, DictConfig)
         else dict(model_cfg)
     )
-    return ModelSpec(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, **options)
+    return spec_from_options(options, src_vocab, tgt_vocab)
 
 
 def token_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0):
@@ -175,6 +175,14 @@ class Trainer(TrainingRun):
         self.spec = model_spec_from_config(
             self.cfg.model, self.data.src_tokenizer.vocab_size, self.data.tgt_tokenizer.vocab_size
         )
+        if (
+            self.spec.tie_embeddings == "all"
+            and self.data.src_tokenizer is not self.data.tgt_tokenizer
+        ):
+            raise ValueError(
+                "model.tie_embeddings=all shares one embedding between source and target, so it "
+                "needs one joint vocabulary: set tokenizer.joint=true (or tie_embeddings=decoder)"
+            )
         self.model = Seq2Seq(self.spec).to(self.device)
         self.optimizer = make_adam(
             self.model.parameters(), self.tcfg.lr, fused=self.tcfg.get("fused_optimizer", True)

@@ -106,6 +106,12 @@ def prepare_data(
     tokenized, too_long = tokenize(train, *tokenizers, data_cfg.max_length)
     report.too_long = too_long
     report.kept = len(tokenized)
+    if not report.kept:
+        raise ValueError(
+            f"no training pair is left: {too_long} of {len(train)} are longer than "
+            f"data.max_length={data_cfg.max_length} tokens (and {report.empty} were empty); "
+            "raise data.max_length"
+        )
     log.info("training data: %s", report)
     return PreparedData(
         tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report

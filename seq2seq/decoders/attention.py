@@ -164,37 +164,38 @@ class AttentionDecoder(nn.Module):
 
 def bahdanau(
     *,
+    embedding_size: int,
+    encoder_size: int,
+    hidden_size: int,
+    cell,
+    cell_options: dict | None = None,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    fused: bool = True,
     score: str = "mlp",
     input_feed: bool = True,
     bridge: str = "learned",
     attention_size: int | None = None,
     variational_dropout: bool = False,
-    **framework,
 ) -> AttentionDecoder:
     """Additive (MLP) attention, input feeding on (Bahdanau et al. 2015; as in OpenNMT/Joey)."""
-    return AttentionDecoder(
-        score=score,
-        input_feed=input_feed,
-        bridge=bridge,
-        attention_size=attention_size,
-        variational_dropout=variational_dropout,
-        **framework,
-    )
+    return AttentionDecoder(**locals())
 
 
 def luong(
     *,
+    embedding_size: int,
+    encoder_size: int,
+    hidden_size: int,
+    cell,
+    cell_options: dict | None = None,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    fused: bool = True,
     score: str = "general",
     input_feed: bool = True,
     bridge: str = "learned",
     variational_dropout: bool = False,
-    **framework,
 ) -> AttentionDecoder:
     """Multiplicative attention, 'general' (h·W·k) or 'dot' (Luong et al. 2015)."""
-    return AttentionDecoder(
-        score=score,
-        input_feed=input_feed,
-        bridge=bridge,
-        variational_dropout=variational_dropout,
-        **framework,
-    )
+    return AttentionDecoder(**locals())

@@ -36,6 +36,37 @@ class SentencePieceTokenizer:
         sentences = [t for t in texts if t.strip()]
         if not sentences:
             raise ValueError("sentencepiece: cannot train a tokenizer on an empty corpus")
+        if not isinstance(vocab_size, int) or vocab_size < 5:
+            raise ValueError(
+                f"tokenizer.vocab_size must be an integer >= 5 (4 special pieces + text); "
+                f"got {vocab_size!r}"
+            )
+        try:
+            model = cls._train_model(
+                sentences,
+                vocab_size,
+                model_type,
+                character_coverage,
+                max_sentences,
+                seed_sentencepiece_size,
+            )
+        except RuntimeError as exc:
+            raise ValueError(
+                f"sentencepiece could not train with tokenizer.vocab_size={vocab_size}: {exc}. "
+                "The vocabulary must hold at least every distinct character of the corpus: "
+                "raise tokenizer.vocab_size"
+            ) from exc
+        return cls(model.getvalue())
+
+    @staticmethod
+    def _train_model(
+        sentences,
+        vocab_size,
+        model_type,
+        character_coverage,
+        max_sentences,
+        seed_sentencepiece_size,
+    ) -> io.BytesIO:
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences),
@@ -55,7 +86,7 @@ class SentencePieceTokenizer:
             num_threads=2,
             minloglevel=2,
         )
-        return cls(model.getvalue())
+        return model
 
     def encode(self, text: str) -> list[int]:
         return self.processor.encode(text)
