@@ -9,7 +9,8 @@ from typing import Any
 
 import datasets
 
-from ..tokenizers import Tokenizer, train_tokenizer
+from ..tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_state, train_tokenizer
+from .cache import DataCache, resolve_cache_dir, text_key
 from .corpora import ParallelSplit, load_corpus, load_files
 from .corpus import CleanReport, drop_empty_pairs
 
@@ -52,8 +53,34 @@ def load_splits(data_cfg: Any) -> dict[str, ParallelSplit]:
     return splits
 
 
-def build_tokenizers(tok_cfg: Any, train: ParallelSplit) -> tuple[Tokenizer, Tokenizer]:
+def build_tokenizers(
+    tok_cfg: Any, train: ParallelSplit, cache: DataCache | None = None
+) -> tuple[Tokenizer, Tokenizer]:
+    """Train the tokenizer(s) on the training text, or take them from the cache."""
     options = dict(tok_cfg.get("options") or {})
+    settings = (tok_cfg.type, tok_cfg.vocab_size, bool(tok_cfg.joint), options)
+    key = text_key("tokenizers", *settings, train.src, train.tgt) if cache else None
+    saved = cache.load_json("tokenizers", key) if cache else None
+    if saved is not None:
+        log.info("tokenizers: from the cache (%s)", cache.root)
+        src = tokenizer_from_state(saved["src"])
+        return (src, src) if tok_cfg.joint else (src, tokenizer_from_state(saved["tgt"]))
+    tokenizers = _train_tokenizers(tok_cfg, train, options)
+    if cache:
+        cache.save_json(
+            "tokenizers",
+            key,
+            {
+                side: tokenizer_to_state(tok_cfg.type, tok)
+                for side, tok in zip(("src", "tgt"), tokenizers, strict=True)
+            },
+        )
+    return tokenizers
+
+
+def _train_tokenizers(
+    tok_cfg: Any, train: ParallelSplit, options: dict[str, Any]
+) -> tuple[Tokenizer, Tokenizer]:
     if tok_cfg.joint:
         shared = train_tokenizer(tok_cfg.type, train.src + train.tgt, tok_cfg.vocab_size, **options)
         return shared, shared
@@ -68,22 +95,30 @@ def _encode_column(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     return batch(texts) if batch else [tokenizer.encode(t) for t in texts]
 
 
+def _tokenizer_digest(tokenizer: Tokenizer) -> str:
+    return text_key(type(tokenizer).__qualname__, [repr(tokenizer.state_dict())])
+
+
 def tokenize(
-    split: ParallelSplit, src_tok: Tokenizer, tgt_tok: Tokenizer, max_length: int
+    split: ParallelSplit,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    max_length: int,
+    cache: DataCache | None = None,
 ) -> tuple[TokenizedCorpus, int]:
-    """Tokenize once through `datasets.map`, then drop pairs longer than max_length tokens."""
-    table = datasets.Dataset.from_dict({"src": split.src, "tgt": split.tgt})
-    table = table.map(
-        lambda rows: {
-            "src_ids": _encode_column(src_tok, rows["src"]),
-            "tgt_ids": _encode_column(tgt_tok, rows["tgt"]),
-        },
-        batched=True,
-        batch_size=10_000,
-        remove_columns=["src", "tgt"],
-        keep_in_memory=True,
-        desc="tokenizing",
-    )
+    """Tokenize once through `datasets.map` (Arrow; cached on disk when `cache` is given),
+    then drop pairs longer than max_length tokens."""
+    key = None
+    if cache:
+        digests = (_tokenizer_digest(src_tok), _tokenizer_digest(tgt_tok))
+        key = text_key("tokenized", *digests, split.src, split.tgt)
+    table = cache.load_table(key) if cache else None
+    if table is None:
+        table = _tokenize_table(split, src_tok, tgt_tok)
+        if cache:
+            cache.save_table(key, table)
+    else:
+        log.info("tokenized training data: from the cache (%s)", cache.root)
     src_ids, tgt_ids = table["src_ids"], table["tgt_ids"]
     keep = [
         i
@@ -94,6 +129,21 @@ def tokenize(
     return TokenizedCorpus([src_ids[i] for i in keep], [tgt_ids[i] for i in keep]), too_long
 
 
+def _tokenize_table(split: ParallelSplit, src_tok: Tokenizer, tgt_tok: Tokenizer):
+    table = datasets.Dataset.from_dict({"src": split.src, "tgt": split.tgt})
+    return table.map(
+        lambda rows: {
+            "src_ids": _encode_column(src_tok, rows["src"]),
+            "tgt_ids": _encode_column(tgt_tok, rows["tgt"]),
+        },
+        batched=True,
+        batch_size=10_000,
+        remove_columns=["src", "tgt"],
+        keep_in_memory=True,
+        desc="tokenizing",
+    )
+
+
 def prepare_data(
     data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> PreparedData:
@@ -101,9 +151,11 @@ def prepare_data(
     splits = load_splits(data_cfg)
     src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
     train = ParallelSplit(src, tgt)
+    root = resolve_cache_dir(data_cfg.get("cache_dir"))
+    cache = DataCache(root) if root else None
     if tokenizers is None:
-        tokenizers = build_tokenizers(tok_cfg, train)
-    tokenized, too_long = tokenize(train, *tokenizers, data_cfg.max_length)
+        tokenizers = build_tokenizers(tok_cfg, train, cache)
+    tokenized, too_long = tokenize(train, *tokenizers, data_cfg.max_length, cache)
     report.too_long = too_long
     report.kept = len(tokenized)
     if not report.kept:
