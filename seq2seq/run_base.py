@@ -73,6 +73,7 @@ TRAINER_RULES: dict[str, tuple[Any, str]] = {
         "a number of minutes > 0, or null (no limit)",
     ),
     "batch_tokens": _int_at_least(1),
+    "anneal": (lambda v: v in ("none", "linear"), "none or linear"),
     "batch_sentences": _int_at_least(1, "batches by trainer.batch_tokens"),
     "batch_size": _int_at_least(1),
     "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 0.001)"),

@@ -140,6 +140,11 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps)
 
 
+def anneal_factor(used: float) -> float:
+    """Linear decay of the LR to zero over the budget (1 at the start, 0 at the end)."""
+    return max(0.0, 1.0 - used)
+
+
 @dataclass
 class Window:
     """Training statistics since the last log line."""
@@ -222,6 +227,11 @@ class Trainer(TrainingRun):
                 f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
             )
         validate_schedule(t.get("scheduled_sampling"))
+        if t.get("anneal", "none") == "linear" and not (t.get("max_steps") or t.get("max_time")):
+            raise ValueError(
+                "trainer.anneal=linear decays the LR to 0 over the budget: set trainer.max_steps "
+                "or trainer.max_time"
+            )
         check_precision(self.device, t.get("precision", "fp32"), "trainer.precision")
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -311,8 +321,9 @@ class Trainer(TrainingRun):
             self.progress.evals_without_improvement = (
                 0 if better else self.progress.evals_without_improvement + 1
             )
-            if self.progress.step >= self.warmup_steps:  # the warm-up owns the LR until then
-                self.scheduler.step(score)
+            annealed = self.tcfg.get("anneal", "none") == "linear"
+            if self.progress.step >= self.warmup_steps and not annealed:
+                self.scheduler.step(score)  # the warm-up (or the anneal) owns the LR
             if self.tcfg.patience and self.progress.evals_without_improvement >= self.tcfg.patience:
                 self.stop_reason = (
                     f"early stopping: no {key} improvement in {self.tcfg.patience} evaluations"
@@ -370,10 +381,24 @@ class Trainer(TrainingRun):
             )
 
     def _warm_up(self, step: int) -> None:
-        if step < self.warmup_steps:
-            lr = self.tcfg.lr * warmup_factor(step, self.warmup_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+        factor = warmup_factor(step, self.warmup_steps) if step < self.warmup_steps else 1.0
+        if self.tcfg.get("anneal", "none") == "linear":
+            factor *= anneal_factor(self._budget_used(step))
+        elif step >= self.warmup_steps:
+            return  # the plateau scheduler owns the LR
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.tcfg.lr * factor
+
+    def _budget_used(self, step: int) -> float:
+        """The fraction of the run's budget spent: updates of max_steps or wall-clock of
+        max_time, whichever is further along."""
+        t = self.tcfg
+        used = 0.0
+        if t.get("max_steps"):
+            used = step / t.max_steps
+        if t.get("max_time"):
+            used = max(used, (time.monotonic() - self.started) / (t.max_time * 60))
+        return used
 
     def _train_step(self, batches: list[Batch]) -> float | None:
         """One update over `batches`; None if the loss or gradient is NaN/Inf (no update)."""

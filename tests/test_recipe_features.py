@@ -93,6 +93,32 @@ def test_warmup_is_linear_and_plateau_decay_starts_after_it(tmp_path, scripted_e
     assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.00025)
 
 
+def test_linear_anneal_reaches_zero_at_the_budget_and_ignores_the_plateau(
+    tmp_path, scripted_evals
+):
+    script, _ = scripted_evals
+    script.extend([1.0] * 10)  # never improves: the plateau scheduler would halve the LR
+    run = train_tiny(
+        tmp_path / "run",
+        [
+            "trainer.anneal=linear",
+            "trainer.warmup_steps=2",
+            "trainer.max_steps=8",
+            "trainer.eval_every=2",
+            "trainer.lr_patience=0",
+            "trainer.lr=0.001",
+        ],
+    )
+    lrs = [train_records(run)[s]["lr"] for s in range(1, 9)]
+    expected = [0.001 * min(1, (i + 1) / 2) * (1 - i / 8) for i in range(8)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_anneal_needs_a_budget(tmp_path):
+    with pytest.raises(ValueError, match="trainer.max_steps or trainer.max_time"):
+        train_tiny(tmp_path / "run", ["trainer.anneal=linear", "trainer.max_steps=null"])
+
+
 # ------------------------------------------------------------------ accumulation
 
 
