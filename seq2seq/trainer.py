@@ -227,11 +227,6 @@ class Trainer(TrainingRun):
                 f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
             )
         validate_schedule(t.get("scheduled_sampling"))
-        if t.get("anneal", "none") == "linear" and not (t.get("max_steps") or t.get("max_time")):
-            raise ValueError(
-                "trainer.anneal=linear decays the LR to 0 over the budget: set trainer.max_steps "
-                "or trainer.max_time"
-            )
         check_precision(self.device, t.get("precision", "fp32"), "trainer.precision")
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -390,10 +385,11 @@ class Trainer(TrainingRun):
             group["lr"] = self.tcfg.lr * factor
 
     def _budget_used(self, step: int) -> float:
-        """The fraction of the run's budget spent: updates of max_steps or wall-clock of
-        max_time, whichever is further along."""
-        t = self.tcfg
-        used = 0.0
+        """The fraction of the run's budget spent: epochs of max_epochs, updates of
+        max_steps or wall-clock of max_time, whichever is furthest along."""
+        t, p = self.tcfg, self.progress
+        per_epoch = getattr(self, "updates_per_epoch", 0) or 1
+        used = (p.epoch + p.batch_in_epoch / self.accumulate / per_epoch) / t.max_epochs
         if t.get("max_steps"):
             used = step / t.max_steps
         if t.get("max_time"):
@@ -496,7 +492,7 @@ class Trainer(TrainingRun):
         t, p = self.tcfg, self.progress
         self.model.train()
         epoch_batches = self.epoch_batches(p.epoch)
-        updates_per_epoch = math.ceil(len(epoch_batches) / self.accumulate)
+        updates_per_epoch = self.updates_per_epoch = math.ceil(len(epoch_batches) / self.accumulate)
         log.info(
             "%d batches per epoch (%d updates), padding %.1f%%",
             len(epoch_batches),

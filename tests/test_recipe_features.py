@@ -114,11 +114,6 @@ def test_linear_anneal_reaches_zero_at_the_budget_and_ignores_the_plateau(
     assert lrs == pytest.approx(expected, rel=1e-9)
 
 
-def test_anneal_needs_a_budget(tmp_path):
-    with pytest.raises(ValueError, match="trainer.max_steps or trainer.max_time"):
-        train_tiny(tmp_path / "run", ["trainer.anneal=linear", "trainer.max_steps=null"])
-
-
 # ------------------------------------------------------------------ accumulation
 
 
