@@ -316,7 +316,7 @@ class LMTrainer(TrainingRun):
                 if t.eval_every and p.step % t.eval_every == 0:
                     self._after_eval(self.evaluate())
                 self.stop_reason = self.stop_reason or self._budget_exhausted()
-                if t.checkpoint_every and p.step % t.checkpoint_every == 0 and not self.stop_reason:
+                if self.periodic_save_due() and not self.stop_reason:
                     self.save_periodic()
             if p.window >= len(windows):
                 p.epoch += 1

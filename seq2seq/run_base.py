@@ -93,6 +93,10 @@ TRAINER_RULES: dict[str, tuple[Any, str]] = {
     "early_stopping_metric": (lambda v: v in ("bleu", "loss"), "one of bleu, loss"),
     "patience": _int_at_least(0, "never stop early"),
     "checkpoint_every": _int_at_least(0, "no periodic checkpoints"),
+    "checkpoint_minutes": (
+        lambda v: v is None or (_is_number(v) and v > 0),
+        "a number of minutes > 0, or null (steps only)",
+    ),
     "keep_last": _int_at_least(0, "keep none"),
     "log_every": _int_at_least(1),
     "threads": _int_at_least(1, "torch's default"),
@@ -245,8 +249,18 @@ class TrainingRun:
                 f"with trainer.resume={self.run_dir}"
             ) from exc
 
+    def periodic_save_due(self) -> bool:
+        """Every trainer.checkpoint_every steps, or trainer.checkpoint_minutes of wall clock."""
+        t, step = self.tcfg, self.progress.step
+        if t.get("checkpoint_every") and step % t.checkpoint_every == 0:
+            return True
+        minutes = t.get("checkpoint_minutes")
+        last = getattr(self, "_last_periodic_save", self.started)
+        return bool(minutes) and time.monotonic() - last >= minutes * 60
+
     def save_periodic(self) -> None:
         """last.pt, plus step_{N}.pt of which only the newest trainer.keep_last are kept."""
+        self._last_periodic_save = time.monotonic()
         keep = self.tcfg.get("keep_last") or 0
         if keep > 0:
             self.save(f"step_{self.progress.step}.pt")

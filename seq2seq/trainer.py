@@ -482,7 +482,7 @@ class Trainer(TrainingRun):
         if t.eval_every and p.step % t.eval_every == 0:
             self._after_eval(self.evaluate(), update_schedule=True)
         self.stop_reason = self.stop_reason or self._budget_exhausted()
-        if t.checkpoint_every and p.step % t.checkpoint_every == 0 and self.stop_reason is None:
+        if self.periodic_save_due() and self.stop_reason is None:
             self.save_periodic()
         return window
 

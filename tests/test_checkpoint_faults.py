@@ -242,3 +242,21 @@ def test_checkpoint_gets_the_permissions_of_any_file_the_user_writes(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o600
+
+
+def test_periodic_checkpoints_by_wall_clock_minutes(tmp_path):
+    """trainer.checkpoint_minutes writes last.pt and step_N.pt by time, without step counts."""
+    from _models import train_tiny
+
+    run = train_tiny(
+        tmp_path / "run",
+        [
+            "trainer.max_steps=12",
+            "trainer.eval_every=0",
+            "trainer.checkpoint_every=0",
+            "trainer.checkpoint_minutes=0.0001",
+            "trainer.keep_last=20",
+        ],
+    )
+    steps = sorted(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
+    assert len(steps) >= 10 and steps[-1] >= 11
