@@ -119,7 +119,8 @@ def tokenize(
             cache.save_table(key, table)
     else:
         log.info("tokenized training data: from the cache (%s)", cache.root)
-    src_ids, tgt_ids = table["src_ids"], table["tgt_ids"]
+    columns = table.to_dict()  # one conversion: a datasets Column decodes per item (slow)
+    src_ids, tgt_ids = columns["src_ids"], columns["tgt_ids"]
     keep = [
         i
         for i in range(len(src_ids))
