@@ -77,4 +77,4 @@ def test_wheel_carries_configs_usable_from_any_directory(wheel_site, tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert f"corpus: {corpus}" in result.stdout
-        assert "cell: gru" in result.stdout
+        assert "cell: lstm" in result.stdout and "decoder: bahdanau" in result.stdout
