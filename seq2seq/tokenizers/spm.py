@@ -41,14 +41,25 @@ class SentencePieceTokenizer:
                 f"tokenizer.vocab_size must be an integer >= 5 (4 special pieces + text); "
                 f"got {vocab_size!r}"
             )
+        model = io.BytesIO()
         try:
-            model = cls._train_model(
-                sentences,
-                vocab_size,
-                model_type,
-                character_coverage,
-                max_sentences,
-                seed_sentencepiece_size,
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
+                pad_id=PAD_ID,
+                unk_id=UNK_ID,
+                bos_id=BOS_ID,
+                eos_id=EOS_ID,
+                hard_vocab_limit=False,  # small corpora get a smaller vocabulary, not a crash
+                input_sentence_size=max_sentences,
+                shuffle_input_sentence=True,
+                seed_sentencepiece_size=seed_sentencepiece_size,
+                max_sentence_length=1 << 16,
+                num_threads=2,
+                minloglevel=2,
             )
         except RuntimeError as exc:
             raise ValueError(
@@ -57,36 +68,6 @@ class SentencePieceTokenizer:
                 "raise tokenizer.vocab_size"
             ) from exc
         return cls(model.getvalue())
-
-    @staticmethod
-    def _train_model(
-        sentences,
-        vocab_size,
-        model_type,
-        character_coverage,
-        max_sentences,
-        seed_sentencepiece_size,
-    ) -> io.BytesIO:
-        model = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
-            model_writer=model,
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=character_coverage,
-            pad_id=PAD_ID,
-            unk_id=UNK_ID,
-            bos_id=BOS_ID,
-            eos_id=EOS_ID,
-            hard_vocab_limit=False,  # small corpora get a smaller vocabulary, not a crash
-            input_sentence_size=max_sentences,
-            shuffle_input_sentence=True,
-            seed_sentencepiece_size=seed_sentencepiece_size,
-            max_sentence_length=1 << 16,
-            num_threads=2,
-            minloglevel=2,
-        )
-        return model
 
     def encode(self, text: str) -> list[int]:
         return self.processor.encode(text)
