@@ -93,9 +93,7 @@ def test_warmup_is_linear_and_plateau_decay_starts_after_it(tmp_path, scripted_e
     assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.00025)
 
 
-def test_linear_anneal_reaches_zero_at_the_budget_and_ignores_the_plateau(
-    tmp_path, scripted_evals
-):
+def test_linear_anneal_reaches_zero_at_the_budget_and_ignores_the_plateau(tmp_path, scripted_evals):
     script, _ = scripted_evals
     script.extend([1.0] * 10)  # never improves: the plateau scheduler would halve the LR
     run = train_tiny(
