@@ -6,7 +6,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq import registry
 from seq2seq.model import ModelSpec, Seq2Seq
 from seq2seq.scheduled_sampling import (
     SCHEDULES,
@@ -19,10 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(decoder="fixed", cell="gru", dropout=0.0):
-    try:
-        registry.load("seq2seq.decoders", decoder)
-    except registry.PluginError:
-        pytest.skip(f"decoder {decoder} is not available")
     torch.manual_seed(0)
     spec = ModelSpec(
         src_vocab_size=17,
