@@ -26,6 +26,19 @@ TINY = [
 ]
 
 
+# A tiny model pinned independently of the experiment's recipe (fast, and stable when
+# recipes change).
+PINNED_TINY_MODEL = [
+    "model.cell=gru",
+    "model.decoder=fixed",
+    "model.tie_embeddings=none",
+    "model.bidirectional=false",
+    "model.embedding_size=16",
+    "model.hidden_size=16",
+    "model.encoder_hidden_size=16",
+]
+
+
 def make_config(overrides: list[str], exp: str = "en_de_fixed") -> DictConfig:
     os.environ.setdefault(
         "SEQ2SEQ_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import make_config
+from _models import PINNED_TINY_MODEL, make_config
 from hydra.errors import ConfigCompositionException
 
 from seq2seq.train import USER_ERRORS, train
@@ -32,13 +32,7 @@ BASE = [
     "data.train_subset=50",
     "data.dev_subset=10",
     "tokenizer.vocab_size=100",
-    "model.cell=gru",
-    "model.decoder=fixed",
-    "model.tie_embeddings=none",
-    "model.bidirectional=false",
-    "model.embedding_size=16",
-    "model.hidden_size=16",
-    "model.encoder_hidden_size=16",
+    *PINNED_TINY_MODEL,
     "trainer.max_steps=2",
     "trainer.eval_every=0",
     "trainer.checkpoint_every=0",

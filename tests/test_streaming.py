@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from _models import train_tiny
+from _models import PINNED_TINY_MODEL, train_tiny
 
 from seq2seq.data.corpus import read_lines
 from seq2seq.translate import main as translate_main
@@ -36,13 +36,7 @@ def checkpoint(tmp_path_factory, one_thread) -> Path:
         [
             "data.train_subset=200",
             "tokenizer.vocab_size=100",
-            "model.cell=gru",
-            "model.decoder=fixed",
-            "model.tie_embeddings=none",
-            "model.bidirectional=false",
-            "model.embedding_size=16",
-            "model.hidden_size=16",
-            "model.encoder_hidden_size=16",
+            *PINNED_TINY_MODEL,
             "trainer.max_steps=3",
             "trainer.eval_every=0",
             "trainer.eval_sentences=5",
