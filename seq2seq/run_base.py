@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint, save_checkpoint
+from .distributed import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -192,14 +193,23 @@ class TrainingRun:
     model: torch.nn.Module
     progress: Any
 
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        dist: DistContext | None = None,
+        device: str | None = None,
+    ) -> None:
+        """`dist` and `device` come from seq2seq.distributed under torchrun: then only rank 0
+        writes checkpoints, metrics and progress bars."""
         check_config(cfg)
         self.cfg = cfg
         self.tcfg = cfg.trainer
+        self.dist = dist or DistContext()
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.device = resolve_device(self.tcfg.device)
+        self.device = resolve_device(device or self.tcfg.device)
         self.stop_reason: str | None = None
         self.started = time.monotonic()
 
@@ -240,8 +250,11 @@ class TrainingRun:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             log.error("not writing %s: the model has NaN/Inf weights", name)
             return
+        payload = self._payload(full)  # on every process: it may gather their RNG states
+        if not self.dist.is_main:
+            return
         try:
-            save_checkpoint(self.ckpt_dir / name, self._payload(full))
+            save_checkpoint(self.ckpt_dir / name, payload)
         except CheckpointWriteError as exc:
             raise TrainingError(
                 f"{exc}. Training stopped at step {self.progress.step}. Free some space "
@@ -264,7 +277,7 @@ class TrainingRun:
         keep = self.tcfg.get("keep_last") or 0
         if keep > 0:
             self.save(f"step_{self.progress.step}.pt")
-            for old in step_checkpoints(self.ckpt_dir)[keep:]:
+            for old in step_checkpoints(self.ckpt_dir)[keep:] if self.dist.is_main else []:
                 old.unlink(missing_ok=True)
         self.save("last.pt")
 
@@ -278,9 +291,12 @@ class TrainingRun:
             unit="step",
             dynamic_ncols=True,
             mininterval=1.0,
+            disable=not self.dist.is_main,
         )
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         try:
             self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.metrics_path, "a", encoding="utf-8") as f:

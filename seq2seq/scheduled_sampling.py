@@ -122,3 +122,28 @@ def _mix(
     use_model = (coins >= teacher_prob) & (gold != PAD_ID)
     predicted = previous_logits.detach().argmax(dim=-1)
     return torch.where(use_model, predicted, gold)
+
+
+class TrainingForward(nn.Module):
+    """The training forward as one module call: teacher forcing (teacher_prob 1, the
+    fused path) or scheduled sampling. DistributedDataParallel syncs gradients only for
+    work done inside the call of the module it wraps, so both paths must go through
+    one `forward`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        teacher_prob: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        if teacher_prob >= 1.0:
+            return self.model(src, src_lengths, tgt_in)
+        return scheduled_sampling_logits(
+            self.model, src, src_lengths, tgt_in, teacher_prob, generator
+        )

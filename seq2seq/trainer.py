@@ -16,7 +16,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +29,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
+from .distributed import sync_gradients_on_last, wrap_for_training
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq, spec_from_options
 from .perf import autocast, check_precision
 from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
-from .scheduled_sampling import (
-    scheduled_sampling_logits,
-    teacher_forcing_probability,
-    validate_schedule,
-)
+from .scheduled_sampling import TrainingForward, teacher_forcing_probability, validate_schedule
 from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
 
 log = logging.getLogger(__name__)
@@ -107,23 +105,31 @@ def accumulate_gradients(
     batches: list[Batch],
     logits_of: Callable[[Batch], torch.Tensor],
     label_smoothing: float = 0.0,
+    total_tokens: float | None = None,
+    contexts: Iterable[AbstractContextManager] | None = None,
 ) -> float | None:
     """Backpropagate one update's loss: summed over every target token of `batches`,
     divided by their total, so the gradients equal those of one batch holding them all.
 
-    Gradients add up in `.grad` (zero them first). Returns the loss per token, or None
-    as soon as a batch's loss is NaN/Inf (the update must then be skipped).
+    Gradients add up in `.grad` (zero them first). `total_tokens` overrides the divisor:
+    under data parallelism it is the update's tokens over all processes divided by their
+    number, because DDP averages the processes' gradients. `contexts` gives one context
+    per batch (DDP's `no_sync` for all but the last). Every batch is backpropagated even
+    after a NaN/Inf loss, so that processes stay in step; the result is then None (the
+    update must be skipped), else the loss per token.
     """
-    total = sum(b.num_tokens for b in batches)
-    value = 0.0
-    for batch in batches:
-        logits = logits_of(batch)
-        loss = token_loss(logits, batch.tgt_out.to(logits.device), label_smoothing) / total
-        if not torch.isfinite(loss):
-            return None
-        loss.backward()
+    total = total_tokens or sum(b.num_tokens for b in batches)
+    contexts = contexts or [nullcontext() for _ in batches]
+    value, finite = 0.0, True
+    for batch, context in zip(batches, contexts, strict=False):
+        with context:
+            logits = logits_of(batch)
+            loss = token_loss(logits, batch.tgt_out.to(logits.device), label_smoothing) / total
+            finite = finite and bool(torch.isfinite(loss))
+            if loss.requires_grad:
+                loss.backward()
         value += float(loss.detach())
-    return value
+    return value if finite else None
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -170,13 +176,10 @@ class Trainer(TrainingRun):
         if self.tcfg.threads:
             torch.set_num_threads(self.tcfg.threads)
         resumed = self.load_resume(("optimizer",), "it holds weights only (use last.pt)")
-        tokenizers = None
-        if resumed:
-            saved = resumed["tokenizers"]
-            tokenizers = (tokenizer_from_state(saved["src"]), tokenizer_from_state(saved["tgt"]))
-        self.data: PreparedData = prepare_data(self.cfg.data, self.cfg.tokenizer, tokenizers)
-        self.data.src_tokenizer.save(self.run_dir / "tokenizer" / "src")
-        self.data.tgt_tokenizer.save(self.run_dir / "tokenizer" / "tgt")
+        self.data: PreparedData = self._prepare_data(resumed["tokenizers"] if resumed else None)
+        if self.dist.is_main:
+            self.data.src_tokenizer.save(self.run_dir / "tokenizer" / "src")
+            self.data.tgt_tokenizer.save(self.run_dir / "tokenizer" / "tgt")
         self.spec = model_spec_from_config(
             self.cfg.model, self.data.src_tokenizer.vocab_size, self.data.tgt_tokenizer.vocab_size
         )
@@ -202,6 +205,9 @@ class Trainer(TrainingRun):
         self.progress = Progress()
         if resumed:
             self._restore(resumed)
+        elif self.dist.rank:
+            seed_everything(self.tcfg.seed + 7919 * self.dist.rank)  # own dropout masks
+        self.train_forward = wrap_for_training(TrainingForward(self.model), self.dist, self.device)
         dev = self.data.dev
         self.dev_tokens, _ = tokenize(dev, self.data.src_tokenizer, self.data.tgt_tokenizer, 10**9)
         self.src_lengths = [len(s) for s in self.data.train.src_ids]
@@ -214,6 +220,28 @@ class Trainer(TrainingRun):
             self.spec.src_vocab_size,
             self.spec.tgt_vocab_size,
         )
+
+    def _prepare_data(self, saved_tokenizers: dict[str, Any] | None) -> PreparedData:
+        """Under torchrun, rank 0 trains the tokenizers (or takes them from the cache) and
+        every other process uses exactly those."""
+        if saved_tokenizers is None and self.dist.enabled:
+            data = prepare_data(self.cfg.data, self.cfg.tokenizer) if self.dist.is_main else None
+            saved_tokenizers = self.dist.broadcast(data and self._tokenizer_states(data))
+            if data is not None:
+                return data
+        tokenizers = None
+        if saved_tokenizers is not None:
+            src = tokenizer_from_state(saved_tokenizers["src"])
+            joint = self.cfg.tokenizer.get("joint")  # one object, as prepare_data makes it
+            tokenizers = (src, src if joint else tokenizer_from_state(saved_tokenizers["tgt"]))
+        return prepare_data(self.cfg.data, self.cfg.tokenizer, tokenizers)
+
+    def _tokenizer_states(self, data: PreparedData) -> dict[str, Any]:
+        kind = self.cfg.tokenizer.type
+        return {
+            "src": tokenizer_to_state(kind, data.src_tokenizer),
+            "tgt": tokenizer_to_state(kind, data.tgt_tokenizer),
+        }
 
     def _check_recipe(self) -> None:
         t = self.tcfg
@@ -244,25 +272,36 @@ class Trainer(TrainingRun):
         load_optimizer_state(self.optimizer, payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.progress = Progress(**payload["progress"])
-        set_rng_state(payload["rng"])
+        rngs = payload.get("rng_ranks") or [payload["rng"]]
+        if len(rngs) == self.dist.world_size:
+            set_rng_state(rngs[self.dist.rank])
+        else:  # the global batches do not depend on the number of processes; dropout does
+            log.warning(
+                "resuming %d process(es) from a checkpoint of %d: dropout masks will differ "
+                "from an uninterrupted run",
+                self.dist.world_size,
+                len(rngs),
+            )
+            set_rng_state(rngs[0])
+            if self.dist.rank:
+                seed_everything(self.tcfg.seed + 7919 * self.dist.rank + self.progress.step)
 
     # ----------------------------------------------------------- checkpoints
     def _payload(self, full: bool) -> dict[str, Any]:
         payload = {
             "model_spec": self.spec.to_dict(),
             "model": self.model.state_dict(),
-            "tokenizers": {
-                "src": tokenizer_to_state(self.cfg.tokenizer.type, self.data.src_tokenizer),
-                "tgt": tokenizer_to_state(self.cfg.tokenizer.type, self.data.tgt_tokenizer),
-            },
+            "tokenizers": self._tokenizer_states(self.data),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "progress": self.progress.__dict__.copy(),
         }
         if full:
+            rngs = self.dist.gather(rng_state())  # each process has its own dropout masks
             payload.update(
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.scheduler.state_dict(),
-                rng=rng_state(),
+                rng=rngs[0],
+                rng_ranks=rngs,
             )
         return payload
 
@@ -299,6 +338,11 @@ class Trainer(TrainingRun):
         self.model.train()
         dev_loss = total_nll / max(total_tokens, 1)
         return {"dev_loss": dev_loss, "dev_ppl": math.exp(min(dev_loss, 50)), "dev_bleu": bleu}
+
+    def evaluate_everywhere(self) -> dict[str, float]:
+        """Rank 0 validates; every process gets its metrics, so that the LR schedule and
+        early stopping stay the same on all of them."""
+        return self.dist.broadcast(self.evaluate() if self.dist.is_main else None)
 
     def _after_eval(self, metrics: dict[str, float], update_schedule: bool) -> None:
         key = "dev_bleu" if self.tcfg.early_stopping_metric == "bleu" else "dev_loss"
@@ -344,7 +388,7 @@ class Trainer(TrainingRun):
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The training examples of each batch of `epoch`, in order."""
         t = self.tcfg
-        return token_batches(
+        batches = token_batches(
             self.src_lengths,
             self.tgt_lengths,
             t.batch_tokens,
@@ -353,6 +397,9 @@ class Trainer(TrainingRun):
             batch_sentences=t.get("batch_sentences"),
             by_length=t.get("length_buckets", True),
         )
+        # Under torchrun every process takes a share of each batch; a batch with fewer
+        # sentences than processes (at most one per epoch) cannot be shared.
+        return [b for b in batches if len(b) >= self.dist.world_size]
 
     def padding_fraction(self, epoch: int = 0) -> float:
         return padding_fraction(self.epoch_batches(epoch), self.src_lengths, self.tgt_lengths)
@@ -362,18 +409,14 @@ class Trainer(TrainingRun):
         start = self.progress.batch_in_epoch
         train = self.data.train
         return [
-            make_batch([train.src_ids[i] for i in indices], [train.tgt_ids[i] for i in indices])
-            for indices in epoch_batches[start : start + self.accumulate]
+            make_batch([train.src_ids[i] for i in mine], [train.tgt_ids[i] for i in mine])
+            for mine in map(self.dist.shard, epoch_batches[start : start + self.accumulate])
         ]
 
     def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
         src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
         with autocast(self.device, self.tcfg.get("precision", "fp32")):
-            if teacher_prob >= 1.0:
-                return self.model(src, batch.src_lengths, tgt_in)
-            return scheduled_sampling_logits(
-                self.model, src, batch.src_lengths, tgt_in, teacher_prob, generator
-            )
+            return self.train_forward(src, batch.src_lengths, tgt_in, teacher_prob, generator)
 
     def _warm_up(self, step: int) -> None:
         factor = warmup_factor(step, self.warmup_steps) if step < self.warmup_steps else 1.0
@@ -396,30 +439,36 @@ class Trainer(TrainingRun):
             used = max(used, (time.monotonic() - self.started) / (t.max_time * 60))
         return used
 
-    def _train_step(self, batches: list[Batch]) -> float | None:
-        """One update over `batches`; None if the loss or gradient is NaN/Inf (no update)."""
-        step = self.progress.step
+    def _train_step(self, batches: list[Batch]) -> tuple[float | None, int]:
+        """One update over `batches` (this process's share); returns the loss per token (None
+        if the loss or gradient is NaN/Inf: no update) and the update's target tokens, both
+        over all processes."""
+        step, world = self.progress.step, self.dist.world_size
         teacher_prob = teacher_forcing_probability(self.tcfg.get("scheduled_sampling"), step)
         generator = step_generator(self.tcfg.seed, step) if teacher_prob < 1.0 else None
         self.optimizer.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(
+        (tokens,) = self.dist.all_sum([sum(b.num_tokens for b in batches)])
+        local = accumulate_gradients(
             batches,
             lambda batch: self._logits(batch, teacher_prob, generator),
             self.tcfg.label_smoothing,
+            total_tokens=tokens / world,
+            contexts=sync_gradients_on_last(self.train_forward, len(batches)),
         )
-        if loss is None:
-            return None
+        loss, bad = self.dist.all_sum([local or 0.0, float(local is None)])
+        if bad:
+            return None, int(tokens)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tcfg.clip_norm or float("inf")
         )
-        if not torch.isfinite(norm):
-            return None
+        if not torch.isfinite(norm):  # the gradients, hence norms, are the same everywhere
+            return None, int(tokens)
         self._warm_up(step)
         self.optimizer.step()
         self.progress.updates += 1
         if self.tcfg.clip_norm and float(norm) > self.tcfg.clip_norm:
             self.progress.clip_events += 1
-        return loss
+        return loss / world, int(tokens)
 
     def _handle_bad_step(self) -> None:
         self.progress.bad_steps += 1
@@ -467,24 +516,33 @@ class Trainer(TrainingRun):
         """One update, then logging, evaluation and checkpoints as they fall due."""
         t, p = self.tcfg, self.progress
         batches = self._next_update(epoch_batches)
-        loss = self._train_step(batches)
+        loss, tokens = self._train_step(batches)
         p.batch_in_epoch += len(batches)
         p.step += 1
         if loss is None:
             self._handle_bad_step()
         else:
             p.bad_steps = 0
-            window.add(loss, sum(b.num_tokens for b in batches))
+            window.add(loss, tokens)
         bar.update(1)
         if p.step % t.log_every == 0 and window.updates:
             self._log_window(window, bar)
             window = Window()
         if t.eval_every and p.step % t.eval_every == 0:
-            self._after_eval(self.evaluate(), update_schedule=True)
-        self.stop_reason = self.stop_reason or self._budget_exhausted()
-        if self.periodic_save_due() and self.stop_reason is None:
+            self._after_eval(self.evaluate_everywhere(), update_schedule=True)
+        save_due = self._agree_on_stop(self.periodic_save_due())
+        if save_due and self.stop_reason is None:
             self.save_periodic()
         return window
+
+    def _agree_on_stop(self, save_due: bool = False) -> bool:
+        """Settle stop_reason (budget, signal, early stopping) and whether rank 0's periodic
+        checkpoint is due on all processes at once; returns the latter."""
+        self.stop_reason = self.stop_reason or self._budget_exhausted()
+        stop, save = self.dist.any(self.stop_reason is not None, save_due and self.dist.is_main)
+        if stop and self.stop_reason is None:
+            self.stop_reason = "another process stopped"
+        return save
 
     def train(self) -> dict[str, Any]:
         self.setup()
@@ -501,7 +559,7 @@ class Trainer(TrainingRun):
         )
         bar = self.progress_bar(updates_per_epoch, "train")
         window = Window()
-        self.stop_reason = self.stop_reason or self._budget_exhausted()
+        self._agree_on_stop()
         while self.stop_reason is None and p.epoch < t.max_epochs:
             epoch_batches = self.epoch_batches(p.epoch)
             while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
@@ -518,7 +576,7 @@ class Trainer(TrainingRun):
         log.info("stopping: %s", self.stop_reason)
         self.save("last.pt")
         if p.last_eval_step != p.step:
-            self._after_eval(self.evaluate(), update_schedule=False)
+            self._after_eval(self.evaluate_everywhere(), update_schedule=False)
         if self.stop_reason.startswith("received"):
             log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
         return {
