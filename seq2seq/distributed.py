@@ -93,12 +93,32 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def export_slurm_environment() -> bool:
+    """A SLURM job with several tasks (e.g. `hydra/launcher=slurm` with tasks_per_node =
+    gpus_per_node) starts one process per task through srun, without torchrun: derive
+    torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) from SLURM's,
+    with submitit's helper. Returns whether it did."""
+    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return False
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:
+        raise ValueError(
+            "this SLURM job has several tasks (SLURM_NTASKS="
+            f"{os.environ['SLURM_NTASKS']}), i.e. data-parallel training; reading SLURM's "
+            "task layout needs submitit: pip install 'seq2seq[slurm]'"
+        ) from None
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return True
+
+
 def init_from_environment(device_name: str) -> tuple[DistContext, str]:
     """Join the process group torchrun set up (gloo on CPU, NCCL on GPU).
 
     Returns the context and the device this process should use: with CUDA,
     `cuda:LOCAL_RANK`, so that each process drives its own GPU.
     """
+    export_slurm_environment()
     if not launched_by_torchrun():
         return DistContext(), device_name
     rank = int(os.environ["RANK"])

@@ -52,16 +52,33 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def autocast(device: torch.device | str, precision: str):
     """Mixed precision for the forward pass: `bf16` autocasts matrix products to
-    bfloat16 (fast on CPUs with AMX and on recent GPUs); `fp32` changes nothing."""
+    bfloat16 (fast on CPUs with AMX and on recent GPUs), `fp16` to float16 (GPUs; training
+    then needs the gradient scaler of `grad_scaler`); `fp32` changes nothing."""
     check_precision(device, precision, "precision")
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 training (small gradients would underflow to zero in float16);
+    a disabled scaler, which changes nothing, for the other precisions."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
+
+
+def flatten_rnn_weights(module: torch.nn.Module) -> None:
+    """cuDNN's fused RNN kernels want each RNN's weights in one contiguous block; moving,
+    loading or broadcasting weights can break it up (torch then warns and copies them on
+    every call). No effect on CPU."""
+    for child in module.modules():
+        if isinstance(child, torch.nn.RNNBase):
+            child.flatten_parameters()
 
 
 def bf16_unsupported_reason(device: torch.device | str) -> str | None:
@@ -82,6 +99,11 @@ def bf16_unsupported_reason(device: torch.device | str) -> str | None:
 def check_precision(device: torch.device | str, precision: str, key: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError(
+            f"{key}=fp16 needs a CUDA GPU (float16 with a gradient scaler); this run is on "
+            f"{torch.device(device)}. Use {key}=fp32, or bf16 where the hardware has it."
+        )
     if precision == "bf16":
         reason = bf16_unsupported_reason(device)
         if reason:

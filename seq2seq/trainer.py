@@ -32,7 +32,7 @@ from .data.pipeline import PreparedData, prepare_data, tokenize
 from .distributed import sync_gradients_on_last, wrap_for_training
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq, spec_from_options
-from .perf import autocast, check_precision
+from .perf import autocast, check_precision, flatten_rnn_weights, grad_scaler
 from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
 from .scheduled_sampling import TrainingForward, teacher_forcing_probability, validate_schedule
 from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
@@ -107,6 +107,7 @@ def accumulate_gradients(
     label_smoothing: float = 0.0,
     total_tokens: float | None = None,
     contexts: Iterable[AbstractContextManager] | None = None,
+    scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float | None:
     """Backpropagate one update's loss: summed over every target token of `batches`,
     divided by their total, so the gradients equal those of one batch holding them all.
@@ -114,7 +115,8 @@ def accumulate_gradients(
     Gradients add up in `.grad` (zero them first). `total_tokens` overrides the divisor:
     under data parallelism it is the update's tokens over all processes divided by their
     number, because DDP averages the processes' gradients. `contexts` gives one context
-    per batch (DDP's `no_sync` for all but the last). Every batch is backpropagated even
+    per batch (DDP's `no_sync` for all but the last); `scale` multiplies each loss before
+    its backward (fp16 loss scaling). Every batch is backpropagated even
     after a NaN/Inf loss, so that processes stay in step; the result is then None (the
     update must be skipped), else the loss per token.
     """
@@ -127,7 +129,7 @@ def accumulate_gradients(
             loss = token_loss(logits, batch.tgt_out.to(logits.device), label_smoothing) / total
             finite = finite and bool(torch.isfinite(loss))
             if loss.requires_grad:
-                loss.backward()
+                (scale(loss) if scale else loss).backward()
         value += float(loss.detach())
     return value if finite else None
 
@@ -203,11 +205,13 @@ class Trainer(TrainingRun):
             min_lr=self.tcfg.min_lr,
         )
         self.progress = Progress()
+        self.scaler = grad_scaler(self.device, self.tcfg.get("precision", "fp32"))
         if resumed:
             self._restore(resumed)
         elif self.dist.rank:
             seed_everything(self.tcfg.seed + 7919 * self.dist.rank)  # own dropout masks
         self.train_forward = wrap_for_training(TrainingForward(self.model), self.dist, self.device)
+        flatten_rnn_weights(self.model)
         dev = self.data.dev
         self.dev_tokens, _ = tokenize(dev, self.data.src_tokenizer, self.data.tgt_tokenizer, 10**9)
         self.src_lengths = [len(s) for s in self.data.train.src_ids]
@@ -271,6 +275,8 @@ class Trainer(TrainingRun):
         self.model.load_state_dict(payload["model"])
         load_optimizer_state(self.optimizer, payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
         self.progress = Progress(**payload["progress"])
         rngs = payload.get("rng_ranks") or [payload["rng"]]
         if len(rngs) == self.dist.world_size:
@@ -300,6 +306,7 @@ class Trainer(TrainingRun):
             payload.update(
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict(),
                 rng=rngs[0],
                 rng_ranks=rngs,
             )
@@ -454,17 +461,27 @@ class Trainer(TrainingRun):
             self.tcfg.label_smoothing,
             total_tokens=tokens / world,
             contexts=sync_gradients_on_last(self.train_forward, len(batches)),
+            scale=self.scaler.scale,
         )
         loss, bad = self.dist.all_sum([local or 0.0, float(local is None)])
         if bad:
             return None, int(tokens)
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op unless fp16)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tcfg.clip_norm or float("inf")
         )
-        if not torch.isfinite(norm):  # the gradients, hence norms, are the same everywhere
-            return None, int(tokens)
         self._warm_up(step)
-        self.optimizer.step()
+        if self.scaler.is_enabled():
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)  # skips the update if the gradients overflowed
+            self.scaler.update()
+            if self.scaler.get_scale() < scale:  # fp16 overflow: scale lowered, no update
+                log.info("step %d: fp16 gradient overflow, loss scale now %g", step, scale / 2)
+                return loss / world, int(tokens)
+        elif not torch.isfinite(norm):  # the gradients, hence norms, are the same everywhere
+            return None, int(tokens)
+        else:
+            self.optimizer.step()
         self.progress.updates += 1
         if self.tcfg.clip_norm and float(norm) > self.tcfg.clip_norm:
             self.progress.clip_events += 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.distributed import DistContext
+from seq2seq.distributed import DistContext, export_slurm_environment
 
 # A small attention model (en_de's recipe: biLSTM, Bahdanau with input feeding, all
 # embeddings tied) on real Multi30k pairs.
@@ -116,3 +116,31 @@ def test_shards_of_a_batch_cover_it_once() -> None:
     shards = [DistContext(rank=r, world_size=3).shard(batch) for r in range(3)]
     assert shards == [[0, 3, 6], [1, 4], [2, 5]]
     assert sorted(sum(shards, [])) == batch
+
+
+def test_a_multi_task_slurm_job_becomes_torchrun_style_ranks(monkeypatch) -> None:
+    """What srun gives each task of a 2-node × 2-GPU job (hydra/launcher=slurm with
+    tasks_per_node=2); no WORLD_SIZE, since there is no torchrun."""
+    # a private copy of the environment: what the export writes must not leak into other tests
+    torchrun_keys = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    environ = {k: v for k, v in os.environ.items() if k not in torchrun_keys}
+    monkeypatch.setattr(os, "environ", environ)
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "77",
+        "SLURM_NTASKS": "4",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_NODEID": "1",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+    }
+    environ.update(slurm)
+    assert export_slurm_environment()
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["LOCAL_RANK"]) == (
+        "3",
+        "4",
+        "1",
+    )
+    assert os.environ["MASTER_ADDR"] == "gpu07"
+    assert not export_slurm_environment()  # torchrun's variables are there now: left alone
