@@ -281,9 +281,10 @@ class TrainingRun:
                 old.unlink(missing_ok=True)
         self.save("last.pt")
 
-    def progress_bar(self, steps_per_epoch: int, desc: str) -> tqdm:
+    def progress_bar(self, steps_per_epoch: int | None, desc: str) -> tqdm:
+        """steps_per_epoch None: unknown (streamed data), so no total unless max_steps."""
         t = self.tcfg
-        total = t.get("max_steps") or t.max_epochs * steps_per_epoch
+        total = t.get("max_steps") or (t.max_epochs * steps_per_epoch if steps_per_epoch else None)
         return tqdm(
             total=total,
             initial=self.progress.step,

@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
+from .data.streaming import StreamStats, check_shards_for_ranks, stream_batches
 from .distributed import sync_gradients_on_last, wrap_for_training
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq, spec_from_options
@@ -217,10 +220,10 @@ class Trainer(TrainingRun):
         self.src_lengths = [len(s) for s in self.data.train.src_ids]
         self.tgt_lengths = [len(t) for t in self.data.train.tgt_ids]
         log.info(
-            "model: %s, %d parameters; %d training pairs; vocab %d/%d",
+            "model: %s, %d parameters; %s training pairs; vocab %d/%d",
             self.spec.cell,
             self.model.num_parameters(),
-            len(self.data.train),
+            "streamed" if self.data.shards else len(self.data.train),
             self.spec.src_vocab_size,
             self.spec.tgt_vocab_size,
         )
@@ -411,14 +414,39 @@ class Trainer(TrainingRun):
     def padding_fraction(self, epoch: int = 0) -> float:
         return padding_fraction(self.epoch_batches(epoch), self.src_lengths, self.tgt_lengths)
 
-    def _next_update(self, epoch_batches: list[list[int]]) -> list[Batch]:
-        """The batches of the next update: trainer.accumulate of them (fewer at epoch end)."""
-        start = self.progress.batch_in_epoch
-        train = self.data.train
-        return [
-            make_batch([train.src_ids[i] for i in mine], [train.tgt_ids[i] for i in mine])
-            for mine in map(self.dist.shard, epoch_batches[start : start + self.accumulate])
-        ]
+    def epoch_source(self, epoch: int) -> Iterator[Batch]:
+        """This process's batches of `epoch`, from progress.batch_in_epoch on.
+
+        In memory, every process builds the same global batches and takes its share of
+        each, so the global batch does not depend on the number of processes. Streamed,
+        each process reads its own shards and makes batches of 1/N of the batch size.
+        A resume re-reads the stream and skips the batches already trained on (exact,
+        as the stream is a function of the shards, seed, epoch and rank).
+        """
+        skip, t = self.progress.batch_in_epoch, self.tcfg
+        if self.data.shards is None:
+            train = self.data.train
+            for mine in map(self.dist.shard, self.epoch_batches(epoch)[skip:]):
+                yield make_batch([train.src_ids[i] for i in mine], [train.tgt_ids[i] for i in mine])
+            return
+        world, sentences = self.dist.world_size, t.get("batch_sentences")
+        self.stream_stats = StreamStats()
+        stream = stream_batches(
+            self.data.shards,
+            self.data.src_tokenizer,
+            self.data.tgt_tokenizer,
+            rank=self.dist.rank,
+            world_size=world,
+            epoch=epoch,
+            seed=t.seed,
+            batch_tokens=max(1, t.batch_tokens // world),
+            batch_sentences=max(1, sentences // world) if sentences else None,
+            max_length=self.cfg.data.max_length,
+            window=self.cfg.data.stream_window,
+            stats=self.stream_stats,
+        )
+        for src, tgt in islice(stream, skip, None):
+            yield make_batch(src, tgt)
 
     def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
         src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
@@ -515,7 +543,10 @@ class Trainer(TrainingRun):
             "clip_norm": t.clip_norm,
             "clip_events_total": p.clip_events,
             "updates_total": p.updates,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+        if self.data.shards is not None:  # pairs this process has read in this epoch
+            record["stream_pairs_read"] = self.stream_stats.read
         schedule = t.get("scheduled_sampling")
         if schedule and schedule.get("schedule", "none") != "none":
             record["teacher_forcing"] = teacher_forcing_probability(schedule, p.step - 1)
@@ -529,10 +560,9 @@ class Trainer(TrainingRun):
             postfix["time_left"] = f"{left / 60:.1f}min"
         bar.set_postfix(postfix)
 
-    def _run_update(self, epoch_batches: list[list[int]], window: Window, bar) -> Window:
+    def _run_update(self, batches: list[Batch], window: Window, bar) -> Window:
         """One update, then logging, evaluation and checkpoints as they fall due."""
         t, p = self.tcfg, self.progress
-        batches = self._next_update(epoch_batches)
         loss, tokens = self._train_step(batches)
         p.batch_in_epoch += len(batches)
         p.step += 1
@@ -566,26 +596,56 @@ class Trainer(TrainingRun):
         self._install_signal_handlers()
         t, p = self.tcfg, self.progress
         self.model.train()
-        epoch_batches = self.epoch_batches(p.epoch)
-        updates_per_epoch = self.updates_per_epoch = math.ceil(len(epoch_batches) / self.accumulate)
-        log.info(
-            "%d batches per epoch (%d updates), padding %.1f%%",
-            len(epoch_batches),
-            updates_per_epoch,
-            100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
-        )
-        bar = self.progress_bar(updates_per_epoch, "train")
+        self.updates_per_epoch = self._describe_epochs()
+        bar = self.progress_bar(self.updates_per_epoch, "train")
         window = Window()
         self._agree_on_stop()
         while self.stop_reason is None and p.epoch < t.max_epochs:
-            epoch_batches = self.epoch_batches(p.epoch)
-            while p.batch_in_epoch < len(epoch_batches) and self.stop_reason is None:
-                window = self._run_update(epoch_batches, window, bar)
-            if p.batch_in_epoch >= len(epoch_batches):
-                p.epoch += 1
-                p.batch_in_epoch = 0
+            source, fresh = self.epoch_source(p.epoch), p.batch_in_epoch == 0
+            updates_before = p.updates + p.skipped_steps
+            while self.stop_reason is None:
+                batches = list(islice(source, self.accumulate))
+                (epoch_over,) = self.dist.any(not batches)  # every process ends it together
+                if epoch_over:
+                    break
+                window = self._run_update(batches, window, bar)
+            if self.stop_reason is None:
+                self._end_epoch(empty=fresh and p.updates + p.skipped_steps == updates_before)
         bar.close()
         return self._finish()
+
+    def _describe_epochs(self) -> int | None:
+        """Log the epoch's size; the updates per epoch (None when streaming: unknown)."""
+        if self.data.shards is not None:
+            check_shards_for_ranks(self.data.shards, self.dist.world_size)
+            log.info(
+                "streaming %d shard(s) over %d process(es)",
+                len(self.data.shards),
+                self.dist.world_size,
+            )
+            return None
+        epoch_batches = self.epoch_batches(self.progress.epoch)
+        updates = math.ceil(len(epoch_batches) / self.accumulate)
+        log.info(
+            "%d batches per epoch (%d updates), padding %.1f%%",
+            len(epoch_batches),
+            updates,
+            100 * padding_fraction(epoch_batches, self.src_lengths, self.tgt_lengths),
+        )
+        return updates
+
+    def _end_epoch(self, empty: bool) -> None:
+        p = self.progress
+        if empty:
+            raise TrainingError(
+                f"epoch {p.epoch} gave no training batch: every pair was empty or longer "
+                f"than data.max_length={self.cfg.data.max_length}"
+                + (f" ({self.stream_stats})" if self.data.shards is not None else "")
+            )
+        if self.data.shards is not None:
+            log.info("epoch %d streamed (this process): %s", p.epoch, self.stream_stats)
+        p.epoch += 1
+        p.batch_in_epoch = 0
 
     def _finish(self) -> dict[str, Any]:
         t, p = self.tcfg, self.progress

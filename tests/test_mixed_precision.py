@@ -34,7 +34,7 @@ def one_update(trainer: Trainer, scaler: torch.amp.GradScaler, overflow: bool = 
     trainer.scaler = scaler
     if overflow:
         next(trainer.model.parameters()).register_hook(lambda grad: grad * float("inf"))
-    batches = trainer._next_update(trainer.epoch_batches(0))
+    batches = [next(trainer.epoch_source(0))]
     loss, tokens = trainer._train_step(batches)
     return trainer, loss, tokens
 

@@ -166,7 +166,7 @@ def _is_tsv(path: Path) -> bool:
 
 
 def load_files(
-    paths: Mapping[str, Any], root: str | Path | None = None
+    paths: Mapping[str, Any], root: str | Path | None = None, require_train: bool = True
 ) -> dict[str, ParallelSplit]:
     """Load splits from explicit files.
 
@@ -174,8 +174,9 @@ def load_files(
     ``<split>_src`` and ``<split>_tgt`` to two line-aligned text files (plain or
     ``.gz``), or ``<split>`` to one ``.tsv``/``.tsv.gz`` file (columns
     ``src_column``/``tgt_column``, optional int keys, default 0 and 1). Relative
-    paths are resolved against ``root`` (if given). ``train`` is required; a split
-    without paths (or with null paths) is left out of the result.
+    paths are resolved against ``root`` (if given). ``train`` is required unless
+    ``require_train`` is false (streamed training data); a split without paths (or
+    with null paths) is left out of the result.
     """
     base = Path(root).expanduser() if root is not None else None
     entries = {k: v for k, v in dict(paths).items() if v is not None and v != ""}
@@ -215,7 +216,7 @@ def load_files(
                 which = f"{split}_tgt" if pair[0] else f"{split}_src"
                 raise CorpusError(f"data paths: {which} is missing (the other side is given).")
             plan[split] = (resolve(pair[0]), resolve(pair[1]))
-    if "train" not in plan:
+    if "train" not in plan and require_train:
         raise CorpusError(
             "data paths: no training data; set train_src and train_tgt (or train to a .tsv)."
         )

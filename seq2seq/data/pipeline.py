@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from omegaconf import DictConfig, OmegaConf
 
 from ..tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_state, train_tokenizer
 from .cache import DataCache, resolve_cache_dir, text_key
 from .corpora import ParallelSplit, load_corpus, load_files
 from .corpus import CleanReport, drop_empty_pairs
+from .streaming import read_pairs, resolve_shards
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,19 @@ class PreparedData:
     dev: ParallelSplit
     test: ParallelSplit | None
     report: CleanReport
+    shards: list[str] | None = None  # streamed training data (then `train` is empty)
 
 
-def load_splits(data_cfg: Any) -> dict[str, ParallelSplit]:
+def load_splits(data_cfg: Any, with_train: bool = True) -> dict[str, ParallelSplit]:
     if data_cfg.corpus == "files":
-        splits = load_files(dict(data_cfg.files))
+        files = data_cfg.files
+        keys = [
+            k
+            for k in files
+            if (with_train or not k.startswith("train"))
+            and not (isinstance(files, DictConfig) and OmegaConf.is_missing(files, k))
+        ]
+        splits = load_files({k: files[k] for k in keys}, require_train=with_train)
     else:
         splits = load_corpus(
             data_cfg.corpus, Path(data_cfg.root), data_cfg.src_lang, data_cfg.tgt_lang
@@ -47,7 +57,7 @@ def load_splits(data_cfg: Any) -> dict[str, ParallelSplit]:
         ("train", data_cfg.get("train_subset")),
         ("dev", data_cfg.get("dev_subset")),
     ):
-        if limit:
+        if limit and name in splits:
             split = splits[name]
             splits[name] = ParallelSplit(split.src[:limit], split.tgt[:limit])
     return splits
@@ -145,10 +155,48 @@ def _tokenize_table(split: ParallelSplit, src_tok: Tokenizer, tgt_tok: Tokenizer
     )
 
 
+def prepare_streaming_data(
+    data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
+) -> PreparedData:
+    """Training pairs stay in their shards (read while training, seq2seq.data.streaming);
+    the tokenizers learn from the first data.tokenizer_sample pairs; dev/test are loaded."""
+    if not data_cfg.get("train_shards"):
+        raise ValueError(
+            "data.streaming=true needs data.train_shards: a glob of JSON-lines shards, "
+            "e.g. data.train_shards='shards/train-*.jsonl.gz' "
+            "(build them with data_scripts/make_shards.py)"
+        )
+    patterns = data_cfg.train_shards
+    shards = resolve_shards(patterns if isinstance(patterns, str) else list(patterns))
+    splits = load_splits(data_cfg, with_train=False)
+    if "dev" not in splits:
+        raise ValueError("data.streaming=true still needs a dev set (data.files.dev_src/dev_tgt)")
+    src, tgt, report = drop_empty_pairs(*read_pairs(shards, data_cfg.tokenizer_sample))
+    if tokenizers is None:
+        root = resolve_cache_dir(data_cfg.get("cache_dir"))
+        tokenizers = build_tokenizers(
+            tok_cfg, ParallelSplit(src, tgt), DataCache(root) if root else None
+        )
+    log.info(
+        "streaming training data from %d shard(s): %s … %s", len(shards), shards[0], shards[-1]
+    )
+    return PreparedData(
+        tokenizers[0],
+        tokenizers[1],
+        TokenizedCorpus([], []),
+        splits["dev"],
+        splits.get("test"),
+        report,
+        shards=shards,
+    )
+
+
 def prepare_data(
     data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> PreparedData:
     """Load and clean the corpus; train the tokenizer(s) unless given (resume); tokenize."""
+    if data_cfg.get("streaming"):
+        return prepare_streaming_data(data_cfg, tok_cfg, tokenizers)
     splits = load_splits(data_cfg)
     src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
     train = ParallelSplit(src, tgt)
