@@ -34,15 +34,29 @@ PLAIN_OVERRIDES = [
 ]
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of a size³ matrix product on this machine, in this process's threads."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock timings include it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(
+    dtype: torch.dtype = torch.float32,
+    size: int = 2048,
+    repeats: int = 5,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Best GFLOP/s of a size³ matrix product on `device` (CPU: in this process's threads)."""
+    device = torch.device(device)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -78,11 +92,11 @@ def _flops_per_update(trainer, batch) -> float:
 
     from .trainer import token_loss
 
-    model = trainer.model
+    model, device = trainer.model, trainer.device
     counter = FlopCounterMode(display=False)
     with counter:
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        token_loss(logits, batch.tgt_out).backward()
+        logits = model(batch.src.to(device), batch.src_lengths, batch.tgt_in.to(device))
+        token_loss(logits, batch.tgt_out.to(device)).backward()
     model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 
@@ -97,11 +111,13 @@ def measure_training(trainer, warmup: int, steps: int) -> dict[str, Any]:
     for batch in batches[:warmup]:
         trainer._train_step([batch])
     tgt = src = 0
+    synchronize(trainer.device)
     start = time.perf_counter()
     for batch in batches[warmup:]:
         trainer._train_step([batch])
         tgt += batch.num_tokens
         src += int(batch.src_lengths.sum())
+    synchronize(trainer.device)
     seconds = time.perf_counter() - start
     return {
         "updates": steps,
@@ -154,7 +170,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         trainer.setup()
         training = measure_training(trainer, args.warmup, args.steps)
         if args.checkpoint:
-            translator = Translator.from_checkpoints([args.checkpoint])
+            translator = Translator.from_checkpoints([args.checkpoint], str(trainer.device))
             set_fused(translator.model, not args.plain)
         else:
             translator = Translator(
@@ -172,6 +188,12 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "training": training,
         "translation": translation,
         "peak_rss_mib": peak_rss_mib(),
+        "device": str(trainer.device),
+        **(
+            {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
+            if trainer.device.type == "cuda"
+            else {}
+        ),
     }
 
 
@@ -273,7 +295,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--plain", action="store_true", help="also run the plain path")
     parser.add_argument(
-        "--precision", action="append", choices=["fp32", "bf16"], help="repeatable; default fp32"
+        "--precision",
+        action="append",
+        choices=["fp32", "bf16", "fp16"],
+        help="repeatable; default fp32",
     )
     parser.add_argument("--json", help="write the report here as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -289,24 +314,33 @@ def main(argv: list[str] | None = None) -> None:
         result = run_variant(args)
         Path(os.environ["SEQ2SEQ_BENCH_OUT"]).write_text(json.dumps(result), encoding="utf-8")
         return
+    from .run_base import resolve_device
+
+    device = resolve_device(_compose(args.overrides).trainer.device)  # trainer.device=cuda
+    gpu = device.type == "cuda"
     report: dict[str, Any] = {
         "command": "python -m seq2seq.bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {
             "processor": platform.processor() or platform.machine(),
+            "device": torch.cuda.get_device_name(device) if gpu else "cpu",
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "fp32_matmul_gflops": matmul_peak(torch.float32),
-            "bf16_matmul_gflops": matmul_peak(torch.bfloat16, size=1024, repeats=2),
+            "fp32_matmul_gflops": matmul_peak(torch.float32, device=device),
+            "bf16_matmul_gflops": matmul_peak(
+                torch.bfloat16, size=4096 if gpu else 1024, repeats=5 if gpu else 2, device=device
+            ),
         },
         "runs": [],
     }
     variants = [(False, p) for p in args.precision] + ([(True, "fp32")] if args.plain else [])
     for plain, precision in variants:
-        reason = bf16_unsupported_reason("cpu") if precision == "bf16" else None
+        reason = bf16_unsupported_reason(device) if precision == "bf16" else None
+        if precision == "fp16" and not gpu:
+            reason = "fp16 needs a CUDA GPU"
         if reason:
-            report["skipped"] = {precision: reason}
-            print(f"bf16 skipped: {reason}")
+            report.setdefault("skipped", {})[precision] = reason
+            print(f"{precision} skipped: {reason}")
             continue
         report["runs"].append(_run_worker(_worker_command(args, plain, precision)))
     report["ratios"] = _ratios(report["runs"])

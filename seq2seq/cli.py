@@ -95,9 +95,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
+        choices=["fp32", "bf16", "fp16"],
         default="fp32",
-        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs)",
+        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
+        "fp16: autocast on a CUDA GPU",
     )
 
 
