@@ -185,69 +185,44 @@ def stream_batches(
         raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
     if seed < 0 or epoch < 0:
         raise ValueError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
-    return _stream(
-        list(files),
-        src_tok,
-        tgt_tok,
-        rank=rank,
-        world_size=world_size,
-        epoch=epoch,
-        seed=seed,
-        batch_tokens=batch_tokens,
-        batch_sentences=batch_sentences,
-        max_length=max_length,
-        window=window,
-        stats=stats if stats is not None else StreamStats(),
-    )
+    stats = stats if stats is not None else StreamStats()
+    files = list(files)
 
-
-def _stream(
-    files: list[str],
-    src_tok: Any,
-    tgt_tok: Any,
-    *,
-    rank: int,
-    world_size: int,
-    epoch: int,
-    seed: int,
-    batch_tokens: int,
-    batch_sentences: int | None,
-    max_length: int,
-    window: int,
-    stats: StreamStats,
-) -> Batches:
-    chunk = min(CHUNK, window)
-    ds = _rank_dataset(files, rank, world_size, epoch, seed, window)
-    ds = ds.map(
-        _encode_rows,
-        batched=True,
-        batch_size=chunk,
-        remove_columns=["src", "tgt"],
-        fn_kwargs={"src_tok": src_tok, "tgt_tok": tgt_tok},
-    )
-    src: list[list[int]] = []
-    tgt: list[list[int]] = []
-    index = 0
-    for rows in _checked(ds.iter(batch_size=chunk), files):
-        for s, t in zip(rows["src_ids"], rows["tgt_ids"], strict=True):
-            stats.read += 1
-            if not s or not t:
-                stats.empty += 1
-            elif len(s) > max_length or len(t) > max_length:
-                stats.too_long += 1
-            else:
-                stats.kept += 1
-                src.append(s)
-                tgt.append(t)
-                if len(src) >= window:
-                    yield from _window_batches(
-                        src, tgt, batch_tokens, batch_sentences, (seed, rank, index), epoch
-                    )
-                    src, tgt, index = [], [], index + 1
-    if src:
-        yield from _window_batches(
-            src, tgt, batch_tokens, batch_sentences, (seed, rank, index), epoch
+    def lazily() -> Batches:  # a generator: nothing is opened before the first next()
+        chunk = min(CHUNK, window)
+        ds = _rank_dataset(files, rank, world_size, epoch, seed, window)
+        ds = ds.map(
+            _encode_rows,
+            batched=True,
+            batch_size=chunk,
+            remove_columns=["src", "tgt"],
+            fn_kwargs={"src_tok": src_tok, "tgt_tok": tgt_tok},
         )
+        src: list[list[int]] = []
+        tgt: list[list[int]] = []
+        index = 0
+        for rows in _checked(ds.iter(batch_size=chunk), files):
+            for s, t in zip(rows["src_ids"], rows["tgt_ids"], strict=True):
+                stats.read += 1
+                if not s or not t:
+                    stats.empty += 1
+                elif len(s) > max_length or len(t) > max_length:
+                    stats.too_long += 1
+                else:
+                    stats.kept += 1
+                    src.append(s)
+                    tgt.append(t)
+                    if len(src) >= window:
+                        yield from _window_batches(
+                            src, tgt, batch_tokens, batch_sentences, (seed, rank, index), epoch
+                        )
+                        src, tgt, index = [], [], index + 1
+        if src:
+            yield from _window_batches(
+                src, tgt, batch_tokens, batch_sentences, (seed, rank, index), epoch
+            )
+
+    return lazily()
 
 
 def _rank_dataset(
