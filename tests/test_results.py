@@ -246,7 +246,12 @@ def console_script(name: str) -> str:
     return found
 
 
-def test_joblib_sweep_end_to_end(tmp_path, data_root):
+@pytest.mark.parametrize(
+    "launcher",
+    [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], []],
+    ids=["joblib", "basic"],
+)
+def test_sweep_end_to_end(tmp_path, data_root, launcher):
     sweep_dir = tmp_path / "sweep"
     env = {
         **os.environ,
@@ -270,8 +275,7 @@ def test_joblib_sweep_end_to_end(tmp_path, data_root):
         "trainer.eval_every=10",
         "trainer.log_every=5",
         "trainer.threads=1",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        *launcher,
         f"hydra.sweep.dir={sweep_dir}",
     ]
     proc = subprocess.run(
