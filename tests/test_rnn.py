@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from seq2seq import registry
 from seq2seq.rnn import RecurrentStack, reverse_padded, step_loop
@@ -60,3 +61,31 @@ def test_step_loop_masks_state_updates():
     _, final_short = step_loop(cell, x, cell.initial_state(1), torch.tensor([2]))
     _, final_two = step_loop(cell, x[:, :2], cell.initial_state(1), None)
     torch.testing.assert_close(final_short, final_two)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_gate_math_for_cuda_equals_the_fused_cell(name: str) -> None:
+    """The plain gate math that CUDA uses for a per-row input bias (its fused kernels take
+    only a vector bias) equals torch's cell: outputs and gradients."""
+    torch.manual_seed(0)
+    cell = registry.load("cells", name)(6, 5)
+    x, bias = torch.randn(3, 4), torch.randn(3, cell.rnn.weight_ih_l0.size(0))
+    zeros = cell.initial_state(3)
+    state = tuple(map(torch.randn_like, zeros)) if isinstance(zeros, tuple) else torch.randn(3, 5)
+    w_ih, w_hh, _, b_hh = cell._weights()
+    results = []
+    for plain in (False, True):
+        cell.zero_grad()
+        w_rest = w_ih[:, 2:]
+        if plain:
+            h, new = cell._cell_from_input_gates(F.linear(x, w_rest) + bias, state, w_hh, b_hh)
+        else:
+            h, new = cell._cell(x, state, w_rest, w_hh, bias, b_hh)
+        parts = new if isinstance(new, tuple) else (new,)
+        sum(p.pow(2).sum() for p in (h, *parts)).backward()
+        results.append(
+            ([h, *parts], [p.grad.clone() for p in cell.parameters() if p.grad is not None])
+        )
+    (fused, fused_grads), (plain, plain_grads) = results
+    for a, b in zip([*fused, *fused_grads], [*plain, *plain_grads], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -63,7 +63,20 @@ class FusedCell(nn.Module):
     ) -> tuple[Tensor, State]:
         """One step whose input is [known; rest], with bias = known_input_bias(known)."""
         w_ih, w_hh, _, b_hh = self._weights()
-        return self._cell(rest, state, w_ih[:, w_ih.size(1) - rest.size(-1) :], w_hh, bias, b_hh)
+        w_rest = w_ih[:, w_ih.size(1) - rest.size(-1) :]
+        if bias.is_cuda and self.vector_bias_on_cuda:
+            return self._cell_from_input_gates(F.linear(rest, w_rest) + bias, state, w_hh, b_hh)
+        return self._cell(rest, state, w_rest, w_hh, bias, b_hh)
+
+    # CUDA's fused LSTM and GRU kernels accept only a vector bias, not the per-row bias of
+    # the split input projection; cells with such kernels then take the input gates
+    # (W_ih x + b_ih, already summed) through this plain gate math instead.
+    vector_bias_on_cuda = False
+
+    def _cell_from_input_gates(
+        self, input_gates: Tensor, state: State, w_hh: Tensor, b_hh: Tensor
+    ) -> tuple[Tensor, State]:
+        raise NotImplementedError
 
     def forward_sequence(
         self, x: Tensor, state: State, lengths: Tensor | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .base import FusedCell
 
@@ -15,6 +16,16 @@ class GRUCell(FusedCell):
 
     def _cell(self, x, state, w_ih, w_hh, b_ih, b_hh) -> tuple[Tensor, Tensor]:
         h = torch.gru_cell(x, state, w_ih, w_hh, b_ih, b_hh)
+        return h, h
+
+    vector_bias_on_cuda = True
+
+    def _cell_from_input_gates(self, input_gates, state, w_hh, b_hh) -> tuple[Tensor, Tensor]:
+        i_r, i_z, i_n = input_gates.chunk(3, dim=1)
+        h_r, h_z, h_n = F.linear(state, w_hh, b_hh).chunk(3, dim=1)
+        reset, update = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+        new = torch.tanh(i_n + reset * h_n)
+        h = new + update * (state - new)
         return h, h
 
 
@@ -32,6 +43,15 @@ class LSTMCell(FusedCell):
 
     def _cell(self, x, state, w_ih, w_hh, b_ih, b_hh) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, c = torch.lstm_cell(x, state, w_ih, w_hh, b_ih, b_hh)
+        return h, (h, c)
+
+    vector_bias_on_cuda = True
+
+    def _cell_from_input_gates(self, input_gates, state, w_hh, b_hh):
+        h, c = state
+        i, f, g, o = (input_gates + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
 
 
