@@ -48,13 +48,22 @@ LOG_STOP = re.compile(r"\] - stopping: (.*)$")
 LOG_ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
 
 # Sort keys: higher is better for these (sorted descending), lower for the others.
-DESCENDING = {"updates", "best_dev_bleu", "dev_bleu", "tgt_tokens_per_s", "test_bleu", "test_chrf"}
+DESCENDING = {
+    "updates",
+    "best_dev_bleu",
+    "dev_bleu",
+    "averaged_dev_bleu",
+    "tgt_tokens_per_s",
+    "test_bleu",
+    "test_chrf",
+}
 SORT_KEYS = (
     "run",
     "overrides",
     "updates",
     "best_dev_bleu",
     "best_step",
+    "averaged_dev_bleu",
     "dev_loss",
     "dev_ppl",
     "tgt_tokens_per_s",
@@ -71,6 +80,7 @@ COLUMNS: list[tuple[str, str, Any, bool]] = [
     ("updates", "updates", lambda v: f"{v:,}", True),
     ("best dev BLEU", "best_dev_bleu", lambda v: f"{v:.2f}", True),
     ("at step", "best_step", lambda v: f"{v:,}", True),
+    ("averaged dev BLEU", "averaged_dev_bleu", lambda v: f"{v:.2f}", True),
     ("dev loss", "dev_loss", lambda v: f"{v:.3f}", True),
     ("dev ppl", "dev_ppl", lambda v: f"{v:.2f}", True),
     ("best valid bpc", "best_valid_bpc", lambda v: f"{v:.4f}", True),
@@ -164,7 +174,11 @@ def summarize_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     steps = [int(r["step"]) for r in records if _number(r.get("step")) is not None]
     out["updates"] = max(steps) if steps else None
-    evals = [r for r in records if _number(r.get("dev_bleu")) is not None]
+    scored = [r for r in records if _number(r.get("dev_bleu")) is not None]
+    evals = [r for r in scored if "averaged" not in r]
+    averaged = [r for r in scored if "averaged" in r]  # trainer.average_last's checkpoint
+    if averaged:
+        out["averaged_dev_bleu"] = float(averaged[-1]["dev_bleu"])
     if evals:
         best = max(evals, key=lambda r: r["dev_bleu"])  # the first of equal scores
         out["best_dev_bleu"] = float(best["dev_bleu"])

@@ -99,6 +99,7 @@ TRAINER_RULES: dict[str, tuple[Any, str]] = {
         "a number of minutes > 0, or null (steps only)",
     ),
     "keep_last": _int_at_least(0, "keep none"),
+    "average_last": _int_at_least(0, "off"),
     "log_every": _int_at_least(1),
     "threads": _int_at_least(1, "torch's default"),
     "length_buckets": (lambda v: isinstance(v, bool), "true or false"),
@@ -125,6 +126,15 @@ def check_config(cfg: DictConfig) -> None:
     for key, (test, allowed) in TRAINER_RULES.items():
         if key in trainer and not test(trainer[key]):
             problems.append(f"trainer.{key} must be {allowed}, got {trainer[key]!r}")
+    average = trainer.get("average_last") or 0
+    if average > 1 and not problems:
+        if not trainer.get("checkpoint_every") or (trainer.get("keep_last") or 0) < average - 1:
+            problems.append(
+                f"trainer.average_last={average} averages the final weights with the "
+                f"{average - 1} newest periodic checkpoints, so it needs "
+                f"trainer.checkpoint_every > 0 and trainer.keep_last >= {average - 1} "
+                f"(got {trainer.get('checkpoint_every')} and {trainer.get('keep_last')})"
+            )
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from .average import average_checkpoints
+from .checkpoint import save_checkpoint
 from .data.batching import Batch, make_batch, padding_fraction, token_batches
 from .data.pipeline import PreparedData, prepare_data, tokenize
 from .data.streaming import StreamStats, check_shards_for_ranks, stream_batches
@@ -36,7 +38,13 @@ from .distributed import sync_gradients_on_last, wrap_for_training
 from .inference import Translator
 from .model import ModelSpec, Seq2Seq, spec_from_options
 from .perf import autocast, check_precision, flatten_rnn_weights, grad_scaler
-from .run_base import TrainingError, TrainingRun, load_optimizer_state, make_adam
+from .run_base import (
+    TrainingError,
+    TrainingRun,
+    load_optimizer_state,
+    make_adam,
+    step_checkpoints,
+)
 from .scheduled_sampling import TrainingForward, teacher_forcing_probability, validate_schedule
 from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
 
@@ -647,6 +655,37 @@ class Trainer(TrainingRun):
         p.epoch += 1
         p.batch_in_epoch = 0
 
+    def _average_last(self) -> None:
+        """trainer.average_last=N: checkpoints/averaged.pt, the mean of the final weights and
+        the N-1 newest periodic checkpoints before them. It usually translates better than
+        any single one of them; its dev scores are logged."""
+        wanted = self.tcfg.get("average_last") or 0
+        if wanted < 2 or not self.dist.is_main:
+            return
+        final = self.progress.step
+        earlier = [
+            path
+            for path in step_checkpoints(self.ckpt_dir)
+            if int(path.stem.removeprefix("step_")) < final
+        ][: wanted - 1]
+        if not earlier:
+            log.warning("trainer.average_last=%d: no periodic checkpoint to average", wanted)
+            return
+        paths = [self.ckpt_dir / "last.pt", *earlier]
+        payload = average_checkpoints(paths)
+        save_checkpoint(self.ckpt_dir / "averaged.pt", payload)
+        self.model.load_state_dict(payload["model"])  # training is over: score the average
+        metrics = self.evaluate()
+        self._log({"step": final, "averaged": [p.name for p in paths], **metrics})
+        log.info(
+            "averaged %s into %s: dev loss %.3f, ppl %.2f, BLEU %.2f",
+            ", ".join(p.name for p in paths),
+            self.ckpt_dir / "averaged.pt",
+            metrics["dev_loss"],
+            metrics["dev_ppl"],
+            metrics["dev_bleu"],
+        )
+
     def _finish(self) -> dict[str, Any]:
         t, p = self.tcfg, self.progress
         self.stop_reason = self.stop_reason or f"reached trainer.max_epochs={t.max_epochs}"
@@ -656,6 +695,8 @@ class Trainer(TrainingRun):
             self._after_eval(self.evaluate_everywhere(), update_schedule=False)
         if self.stop_reason.startswith("received"):
             log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
+        else:
+            self._average_last()
         return {
             "step": p.step,
             "epoch": p.epoch,

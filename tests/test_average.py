@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import train_tiny
+from _models import make_config, train_tiny
 
 from seq2seq.average import average_checkpoints
 from seq2seq.average import main as average_main
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.inference import Translator
-from seq2seq.run_base import step_checkpoints
+from seq2seq.run_base import check_config, step_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,12 @@ def run(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Path:
     """A tiny real-data run keeping its three newest periodic checkpoints (step_N.pt)."""
     return train_tiny(
         tmp_path_factory.mktemp("average_run"),
-        ["trainer.threads=1", "trainer.checkpoint_every=10", "trainer.keep_last=3"],
+        [
+            "trainer.threads=1",
+            "trainer.checkpoint_every=10",
+            "trainer.keep_last=3",
+            "trainer.average_last=3",
+        ],
     )
 
 
@@ -128,3 +134,29 @@ def test_run_dir_errors(run, tmp_path, capsys, argv, message) -> None:
 def test_output_must_not_overwrite_an_input(steps, capsys) -> None:
     assert run_average("--checkpoints", steps[0], steps[1], "-o", steps[1]) == 2
     assert "is one of the inputs" in capsys.readouterr().err
+
+
+def test_training_ends_with_the_average_of_its_last_checkpoints(run: Path) -> None:
+    """trainer.average_last=3 after 40 updates: the final weights (last.pt; step_40.pt is the
+    same state) and the two periodic checkpoints before them, scored on dev."""
+    ckpts = run / "checkpoints"
+    averaged = load_checkpoint(ckpts / "averaged.pt")
+    names = [Path(p).name for p in averaged["averaged_from"]]
+    assert names == ["last.pt", "step_30.pt", "step_20.pt"]
+    expected = average_checkpoints([ckpts / name for name in names])["model"]
+    final = load_checkpoint(ckpts / "last.pt")["model"]
+    assert averaged["model"].keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(averaged["model"][name], tensor), name
+    assert any(not torch.equal(final[n], t) for n, t in expected.items())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in records if "averaged" in r]
+    assert len(scored) == 1 and scored[0]["averaged"] == names
+    assert scored[0]["step"] == 40 and 0 <= scored[0]["dev_bleu"] <= 100
+    Translator.from_checkpoint(ckpts / "averaged.pt")  # loads for translation
+
+
+def test_average_last_needs_enough_kept_checkpoints() -> None:
+    cfg = make_config(["trainer.average_last=5", "trainer.keep_last=3"])
+    with pytest.raises(ValueError, match=r"trainer.average_last=5 .* trainer.keep_last >= 4"):
+        check_config(cfg)
