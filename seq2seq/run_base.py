@@ -133,7 +133,8 @@ def check_config(cfg: DictConfig) -> None:
                 f"trainer.average_last={average} averages the final weights with the "
                 f"{average - 1} newest periodic checkpoints, so it needs "
                 f"trainer.checkpoint_every > 0 and trainer.keep_last >= {average - 1} "
-                f"(got {trainer.get('checkpoint_every')} and {trainer.get('keep_last')})"
+                f"(got {trainer.get('checkpoint_every')} and {trainer.get('keep_last')}); "
+                "trainer.average_last=0 turns averaging off"
             )
     if problems:
         raise ValueError("; ".join(problems))

@@ -92,7 +92,12 @@ def test_two_processes_give_the_loss_curve_of_one(tmp_path: Path) -> None:
 
 def test_resume_under_ddp_continues_exactly(tmp_path: Path) -> None:
     """With dropout on, each process has its own RNG; the checkpoint keeps all of them."""
-    common = ["model.dropout=0.3", "trainer.checkpoint_every=4", "trainer.keep_last=0"]
+    common = [
+        "model.dropout=0.3",
+        "trainer.checkpoint_every=4",
+        "trainer.keep_last=0",
+        "trainer.average_last=0",
+    ]
     whole = train_losses(train(tmp_path / "whole", 2, *common, "trainer.max_steps=8"))
     part = tmp_path / "part"
     train(part, 2, *common, "trainer.max_steps=4")
