@@ -140,14 +140,16 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError("; ".join(problems))
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """N for a periodic checkpoint `step_{N}.pt`; None for any other file."""
+    number = path.stem.removeprefix("step_")
+    return int(number) if path.stem.startswith("step_") and number.isdigit() else None
+
+
 def step_checkpoints(ckpt_dir: Path) -> list[Path]:
     """The kept periodic checkpoints `step_{N}.pt`, newest (highest N) first."""
-    found = []
-    for path in Path(ckpt_dir).glob("step_*.pt"):
-        number = path.stem.removeprefix("step_")
-        if number.isdigit():
-            found.append((int(number), path))
-    return [path for _, path in sorted(found, reverse=True)]
+    found = [(checkpoint_step(path), path) for path in Path(ckpt_dir).glob("step_*.pt")]
+    return [path for step, path in sorted(p for p in found if p[0] is not None)[::-1]]
 
 
 def resume_candidates(resume: str) -> list[Path]:

@@ -41,6 +41,7 @@ from .perf import autocast, check_precision, flatten_rnn_weights, grad_scaler
 from .run_base import (
     TrainingError,
     TrainingRun,
+    checkpoint_step,
     load_optimizer_state,
     make_adam,
     step_checkpoints,
@@ -664,9 +665,7 @@ class Trainer(TrainingRun):
             return
         final = self.progress.step
         earlier = [
-            path
-            for path in step_checkpoints(self.ckpt_dir)
-            if int(path.stem.removeprefix("step_")) < final
+            path for path in step_checkpoints(self.ckpt_dir) if checkpoint_step(path) < final
         ][: wanted - 1]
         if not earlier:
             log.warning("trainer.average_last=%d: no periodic checkpoint to average", wanted)
