@@ -33,8 +33,8 @@ try:
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from seq2seq.data.corpora import load_corpus
-from seq2seq.data.corpus import CorpusError, read_parallel
 from seq2seq.data.prepare import default_root
+from seq2seq.data.reading import CorpusError, read_parallel
 
 #: corpus name -> its default (src_lang, tgt_lang)
 DEFAULT_LANGS = {"multi30k": ("en", "de"), "tatoeba_en_es": ("en", "es")}

@@ -74,7 +74,7 @@ def count_lines(path: Path) -> int:
 
 def translate_command(checkpoint: str, source: Path, output: Path, extra: list[str]) -> list[str]:
     exe = shutil.which("seq2seq-translate")
-    head = [exe] if exe else [sys.executable, "-m", "seq2seq.translate"]
+    head = [exe] if exe else [sys.executable, "-m", "seq2seq.commands.translate"]
     return [
         *head,
         "--checkpoint",

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from seq2seq.train import train
+from seq2seq.commands.train import train
 
 TINY = [
     "data.train_subset=2000",

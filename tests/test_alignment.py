@@ -13,7 +13,13 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.alignment import (
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.commands.translate import main as translate_main
+from seq2seq.nn.ensemble import Ensemble
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.search import length_limits
+from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.translation.alignment import (
     AttentionUnavailable,
     attention_matrices,
     attention_matrix,
@@ -21,13 +27,7 @@ from seq2seq.alignment import (
     hard_alignment,
     plot_file_name,
 )
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.ensemble import Ensemble
-from seq2seq.inference import Translator
-from seq2seq.model import ModelSpec, Seq2Seq
-from seq2seq.search import length_limits
-from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.translate import main as translate_main
+from seq2seq.translation.translator import Translator
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.dropout import SequenceDropout
-from seq2seq.inference import Translator
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.nn.dropout import SequenceDropout
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.translation.translator import Translator
 
 DECODERS = [
     ("bahdanau", {}),
@@ -104,13 +104,13 @@ def test_bad_decoder_options_are_named(decoder, options, message):
 
 def test_tied_embeddings_share_one_matrix():
     decoder_tied = tiny_model("bahdanau", {}, embedding_size=24, tie_embeddings="decoder")
-    assert decoder_tied.generator.weight is decoder_tied.tgt_embedding.weight
+    assert decoder_tied.output_layer.weight is decoder_tied.tgt_embedding.weight
     assert decoder_tied.src_embedding.weight is not decoder_tied.tgt_embedding.weight
     torch.manual_seed(0)
     all_tied = Seq2Seq(
         ModelSpec(60, 60, embedding_size=24, hidden_size=24, decoder="luong", tie_embeddings="all")
     )
-    assert all_tied.src_embedding.weight is all_tied.generator.weight
+    assert all_tied.src_embedding.weight is all_tied.output_layer.weight
     untied = tiny_model("bahdanau", {}, embedding_size=24)
     saved = untied.num_parameters() - all_tied.num_parameters()
     assert saved > 0

@@ -13,11 +13,11 @@ import pytest
 import torch
 from _models import make_config, train_tiny
 
-from seq2seq.average import average_checkpoints
-from seq2seq.average import main as average_main
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.inference import Translator
-from seq2seq.run_base import check_config, step_checkpoints
+from seq2seq.commands.average import main as average_main
+from seq2seq.training.averaging import average_checkpoints
+from seq2seq.training.run import check_config, step_checkpoints
+from seq2seq.translation.translator import Translator
 
 
 @pytest.fixture(scope="module")

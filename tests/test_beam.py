@@ -14,15 +14,15 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.cli import search_options
+from seq2seq.commands.common import search_options
+from seq2seq.commands.translate import build_parser
 from seq2seq.data.batching import source_tensor
-from seq2seq.encoder import EncoderOutput
-from seq2seq.inference import Translator
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.nn.encoder import EncoderOutput
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import generate
 from seq2seq.search.beam import repeated_ngram_mask
 from seq2seq.tokenizers import EOS_ID
-from seq2seq.translate import build_parser
+from seq2seq.translation.translator import Translator
 
 TOL = 1e-5
 

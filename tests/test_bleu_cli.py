@@ -20,7 +20,7 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.bleu import main as bleu_main
+from seq2seq.commands.bleu import main as bleu_main
 
 METRICS = ("BLEU", "chrF2", "TER")
 

@@ -31,8 +31,8 @@ from _models import make_config
 
 import seq2seq.checkpoint as checkpoint
 from seq2seq.checkpoint import CheckpointWriteError, load_checkpoint, save_checkpoint
-from seq2seq.run_base import TrainingError
-from seq2seq.train import train
+from seq2seq.commands.train import train
+from seq2seq.training.run import TrainingError
 
 
 class FullDisk:
@@ -210,7 +210,7 @@ import test_checkpoint_faults as t
 import seq2seq.checkpoint as c
 real = c._open_for_writing
 c._open_for_writing = lambda fd: t.FullDisk(real(fd), 5000)
-from seq2seq.train import main
+from seq2seq.commands.train import main
 sys.argv = ["seq2seq-train", *t.TRAIN, "hydra.run.dir={run}"]
 main()
 """

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq import registry
-from seq2seq.model import ModelSpec, Seq2Seq
-from seq2seq.rnn import CompiledStep, RecurrentStack, step_loop
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.nn.recurrent import CompiledStep, RecurrentStack, step_loop
 from seq2seq.search import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -117,7 +117,7 @@ def test_auto_falls_back_to_plain_when_torch_compile_fails(monkeypatch, caplog):
     compiled = CompiledStep(cell, "auto")
     assert compiled.kind == "compile"
     x, state = torch.randn(2, 3), cell.initial_state(2)
-    with caplog.at_level(logging.WARNING, logger="seq2seq.rnn"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq.nn.recurrent"):
         h, _ = compiled(x, state)
     assert "torch.compile failed for Unscriptable (RuntimeError: no C++ compiler)" in caplog.text
     assert compiled.kind == "plain"

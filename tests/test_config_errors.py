@@ -24,8 +24,8 @@ import torch
 from _models import PINNED_TINY_MODEL, make_config
 from hydra.errors import ConfigCompositionException
 
-from seq2seq.train import USER_ERRORS, train
-from seq2seq.translate import main as translate_main
+from seq2seq.commands.train import USER_ERRORS, train
+from seq2seq.commands.translate import main as translate_main
 
 # A tiny, fully pinned model (independent of the experiment's recipe) on 50 real pairs.
 BASE = [
@@ -406,7 +406,7 @@ def test_translate_with_a_missing_input_file(tmp_path, capsys, small_run):
 
 def test_translate_command_with_a_missing_checkpoint_exits_2_without_a_traceback(tmp_path, source):
     missing = tmp_path / "nope.pt"
-    result = run_command("-m", "seq2seq.translate", "--checkpoint", str(missing), "-i", str(source))
+    result = run_command("-m", "seq2seq.commands.translate", "--checkpoint", str(missing), "-i", str(source))
     assert result.returncode == 2, result.stderr
     assert f"error: checkpoint not found: {missing}" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.data import prepare
+from seq2seq.data.cleaning import CleanReport, drop_empty_pairs
 from seq2seq.data.corpora import (
     ParallelSplit,
     load_corpus,
@@ -16,10 +17,8 @@ from seq2seq.data.corpora import (
     tatoeba_split_of,
     to_dataset,
 )
-from seq2seq.data.corpus import (
-    CleanReport,
+from seq2seq.data.reading import (
     CorpusError,
-    drop_empty_pairs,
     read_lines,
     read_parallel,
     read_tsv,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.distributed import DistContext, export_slurm_environment
+from seq2seq.training.distributed import DistContext, export_slurm_environment
 
 # A small attention model (en_de's recipe: biLSTM, Bahdanau with input feeding, all
 # embeddings tied) on real Multi30k pairs.

@@ -20,14 +20,14 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.bleu import main as bleu_main
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.ensemble import Ensemble
-from seq2seq.inference import Translator
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.commands.bleu import main as bleu_main
+from seq2seq.commands.translate import main as translate_main
+from seq2seq.nn.ensemble import Ensemble
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import generate
 from seq2seq.tokenizers import tokenizer_to_state, train_tokenizer
-from seq2seq.translate import main as translate_main
+from seq2seq.translation.translator import Translator
 
 TOL = 1e-5
 
@@ -218,7 +218,7 @@ def test_foreign_vocabulary_is_refused_with_both_files_named(checkpoints, source
 def test_console_scripts_with_an_ensemble(checkpoints, source, tmp_path, capsys) -> None:
     a, b = str(checkpoints["a"]), str(checkpoints["b"])
     proc = subprocess.run(
-        [sys.executable, "-m", "seq2seq.translate", "--checkpoint", a, b, "-i", str(source[0])],
+        [sys.executable, "-m", "seq2seq.commands.translate", "--checkpoint", a, b, "-i", str(source[0])],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,6 +1,6 @@
 """Gradient flow through time, truncated BPTT, initialisation and clipping: the claims of issue 4.
 
-T = 50, loss on h_T only, r = ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (seq2seq.diagnose.gradient_flow).
+T = 50, loss on h_T only, r = ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (seq2seq.nn.gradient_flow.gradient_flow).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from seq2seq import registry
-from seq2seq.diagnose import clipping_report, gradient_flow
-from seq2seq.diagnose import main as diagnose_main
-from seq2seq.init import initialize
-from seq2seq.rnn import RecurrentStack
-from seq2seq.tbptt import Window, plan_updates, run_window
+from seq2seq.commands.diagnose import clipping_report, gradient_flow
+from seq2seq.commands.diagnose import main as diagnose_main
+from seq2seq.lm.tbptt import Window, plan_updates, run_window
+from seq2seq.nn.initialization import initialize
+from seq2seq.nn.recurrent import RecurrentStack
 
 T = 50
 

@@ -14,9 +14,9 @@ from _models import train_tiny
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.cli import read_lines_safely
-from seq2seq.data.corpus import CorpusError, read_lines, read_parallel
-from seq2seq.inference import Translator
+from seq2seq.commands.common import read_lines_safely
+from seq2seq.data.reading import CorpusError, read_lines, read_parallel
+from seq2seq.translation.translator import Translator
 
 NASTY = [
     b"\x00",

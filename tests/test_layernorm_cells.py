@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq import registry
-from seq2seq.init import initialize
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.nn.initialization import initialize
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.testing import check_cell
 
 NAMES = ("layernorm_lstm", "layernorm_gru")

@@ -14,11 +14,11 @@ import torch
 from _models import make_config
 
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.diagnose import clipping_report
-from seq2seq.lm import LMTrainer
-from seq2seq.lm_model import load_lm, target_probabilities
-from seq2seq.sample import sample_text
-from seq2seq.train import train
+from seq2seq.commands.diagnose import clipping_report
+from seq2seq.commands.sample import sample_text
+from seq2seq.commands.train import train
+from seq2seq.lm.model import load_lm, target_probabilities
+from seq2seq.lm.trainer import LMTrainer
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -203,7 +203,7 @@ def test_seq2seq_sample_console_script(char_lm_run):
 
 def test_seq2seq_sample_rejects_a_translation_checkpoint(tmp_path):
     from seq2seq.checkpoint import save_checkpoint
-    from seq2seq.sample import main
+    from seq2seq.commands.sample import main
 
     save_checkpoint(tmp_path / "x.pt", {"model": {}})
     assert main(["--checkpoint", str(tmp_path / "x.pt")]) == 2

@@ -14,8 +14,8 @@ import pytest
 import torch
 from _models import PINNED_TINY_MODEL, TINY, make_config
 
-from seq2seq.perf import check_precision, grad_scaler
-from seq2seq.trainer import Trainer
+from seq2seq.hardware import check_precision, grad_scaler
+from seq2seq.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 
 from seq2seq.data import prepare
 from seq2seq.data.corpora import load_corpus
-from seq2seq.data.corpus import CorpusError, read_lines
 from seq2seq.data.prepare import CHECKSUMS, CORPUS_FILES, prepare_corpus, verify_file
+from seq2seq.data.reading import CorpusError, read_lines
 
 TATOEBA = CORPUS_FILES["tatoeba_en_es"]
 

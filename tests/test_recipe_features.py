@@ -11,9 +11,9 @@ from hydra.errors import ConfigCompositionException
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.data.batching import make_batch
-from seq2seq.model import ModelSpec, Seq2Seq
-from seq2seq.run_base import load_optimizer_state, make_adam
-from seq2seq.trainer import Trainer, accumulate_gradients, warmup_factor
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.training.run import load_optimizer_state, make_adam
+from seq2seq.training.trainer import Trainer, accumulate_gradients, warmup_factor
 
 
 def records(run_dir):
@@ -137,7 +137,7 @@ def test_accumulating_two_batches_gives_the_gradient_of_their_union():
         torch.testing.assert_close(accumulated[name], grad, atol=1e-7, rtol=1e-5, msg=name)
     # …and not the mean of the two batches' per-token losses (what naive accumulation gives)
     _, only_y = gradients([y])
-    assert not torch.allclose(only_y["generator.bias"], one_update["generator.bias"])
+    assert not torch.allclose(only_y["output_layer.bias"], one_update["output_layer.bias"])
 
 
 def test_non_finite_loss_reports_none():

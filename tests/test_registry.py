@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from seq2seq import plugins, registry
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq import registry
+from seq2seq.commands import plugins
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.registry import PluginError, PluginOptionError, validate_options
 from seq2seq.search import generate
 from seq2seq.tokenizers import train_tokenizer

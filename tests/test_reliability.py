@@ -19,9 +19,9 @@ import torch
 from _models import TINY, make_config, train_tiny
 
 from seq2seq.checkpoint import FORMAT, CheckpointError, load_checkpoint
-from seq2seq.run_base import TrainingError
-from seq2seq.trainer import Trainer
-from seq2seq.translate import main as translate_main
+from seq2seq.commands.translate import main as translate_main
+from seq2seq.training.run import TrainingError
+from seq2seq.training.trainer import Trainer
 
 REFUSAL = "contains objects other than tensors and plain data"
 

@@ -16,7 +16,7 @@ import yaml
 from _models import PINNED_TINY_MODEL
 from hydra import compose, initialize_config_module
 
-from seq2seq import bleu, results
+from seq2seq.commands import bleu, results
 
 
 def write_jsonl(path: Path, records: list[dict], tail: str = "") -> None:

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq import registry
-from seq2seq.rnn import RecurrentStack, reverse_padded, step_loop
+from seq2seq.nn.recurrent import RecurrentStack, reverse_padded, step_loop
 from seq2seq.testing import BUILTIN_CELL_SETTINGS
 
 leaves = torch.utils._pytree.tree_leaves

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.cli import search_options
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.commands.common import search_options
+from seq2seq.commands.translate import build_parser
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import generate
 from seq2seq.search.sample import filter_logits, sample_search
 from seq2seq.testing import check_search
-from seq2seq.translate import build_parser
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq.model import ModelSpec, Seq2Seq
-from seq2seq.scheduled_sampling import (
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.tokenizers import BOS_ID, PAD_ID
+from seq2seq.training.scheduled_sampling import (
     SCHEDULES,
     scheduled_sampling_logits,
     teacher_forcing_probability,
 )
-from seq2seq.tokenizers import BOS_ID, PAD_ID
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import generate
 
 

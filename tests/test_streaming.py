@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from _models import PINNED_TINY_MODEL, train_tiny
 
-from seq2seq.data.corpus import read_lines
-from seq2seq.translate import main as translate_main
+from seq2seq.commands.translate import main as translate_main
+from seq2seq.data.reading import read_lines
 
 FAST = ["--search", "greedy", "--max-length", "8", "--batch-size", "128", "--threads", "1"]
 
@@ -68,7 +68,7 @@ def test_command_translates_5000_lines_one_line_out_per_line_in(tmp_path, checkp
         [
             sys.executable,
             "-m",
-            "seq2seq.translate",
+            "seq2seq.commands.translate",
             "--checkpoint",
             str(checkpoint),
             "-i",
@@ -153,7 +153,7 @@ def test_output_appears_while_the_input_is_still_open(checkpoint, sentences):
         [
             sys.executable,
             "-m",
-            "seq2seq.translate",
+            "seq2seq.commands.translate",
             "--checkpoint",
             str(checkpoint),
             "--chunk-lines",

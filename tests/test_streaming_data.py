@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.data.corpora import load_corpus
-from seq2seq.data.corpus import CorpusError
+from seq2seq.data.reading import CorpusError
 from seq2seq.data.streaming import (
     CHUNK,
     StreamStats,

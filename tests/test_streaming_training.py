@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _models import make_config
 
-from seq2seq.train import train
+from seq2seq.commands.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from seq2seq.data.corpus import read_lines
+from seq2seq.data.reading import read_lines
 from seq2seq.tokenizers import (
     BOS_ID,
     EOS_ID,

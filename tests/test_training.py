@@ -8,8 +8,8 @@ import pytest
 import sacrebleu
 from _models import train_tiny
 
-from seq2seq.data.corpus import read_lines
-from seq2seq.inference import Translator
+from seq2seq.data.reading import read_lines
+from seq2seq.translation.translator import Translator
 
 
 def losses(run_dir):
@@ -137,7 +137,7 @@ def test_config_mistakes_fail_with_a_clear_message(overrides, expected, tmp_path
 
 
 def test_clipping_is_counted_and_reported(tmp_path):
-    from seq2seq.diagnose import clipping_report
+    from seq2seq.commands.diagnose import clipping_report
 
     run = train_tiny(
         tmp_path / "run",

@@ -20,7 +20,7 @@ import pytest
 import torch
 from _models import train_tiny
 
-from seq2seq.translate import main as translate_main
+from seq2seq.commands.translate import main as translate_main
 
 N_LINES = 1000
 # Characters that must stay inside their line (str.splitlines() would split on most).

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .base import FusedCell
+from seq2seq.cells.base import FusedCell
 
 
 class GRUCell(FusedCell):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass

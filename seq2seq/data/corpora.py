@@ -16,7 +16,7 @@
 Missing files of a named corpus are fetched through
 :func:`seq2seq.data.prepare.ensure_corpus` (download with internet; offline, an
 immediate :class:`CorpusError` naming the files and the prepare command).
-Loading does not clean: apply :func:`seq2seq.data.corpus.drop_empty_pairs`.
+Loading does not clean: apply :func:`seq2seq.data.cleaning.drop_empty_pairs`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seq.data import prepare
-from seq2seq.data.corpus import CorpusError, read_parallel, read_tsv
+from seq2seq.data.reading import CorpusError, read_parallel, read_tsv
 
 if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import
     import datasets

@@ -10,11 +10,11 @@ from typing import Any
 import datasets
 from omegaconf import DictConfig, OmegaConf
 
-from ..tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_state, train_tokenizer
-from .cache import DataCache, resolve_cache_dir, text_key
-from .corpora import ParallelSplit, load_corpus, load_files
-from .corpus import CleanReport, drop_empty_pairs
-from .streaming import read_pairs, resolve_shards
+from seq2seq.data.cache import DataCache, resolve_cache_dir, text_key
+from seq2seq.data.cleaning import CleanReport, drop_empty_pairs
+from seq2seq.data.corpora import ParallelSplit, load_corpus, load_files
+from seq2seq.data.streaming import read_pairs, resolve_shards
+from seq2seq.tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_state, train_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq.data.corpus import CorpusError, decode_text, read_bytes, split_lines
+from seq2seq.data.reading import CorpusError, decode_text, read_bytes, split_lines
 
 __all__ = [
     "CHECKSUMS",

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batching import token_batches
-from .corpus import CorpusError
+from seq2seq.data.batching import token_batches
+from seq2seq.data.reading import CorpusError
 
 __all__ = [
     "CHUNK",

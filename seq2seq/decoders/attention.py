@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..dropout import SequenceDropout
-from ..encoder import EncoderOutput
-from ..rnn import RecurrentStack, replace_first
+from seq2seq.nn.dropout import SequenceDropout
+from seq2seq.nn.encoder import EncoderOutput
+from seq2seq.nn.recurrent import RecurrentStack, replace_first
 
 SCORES = ("mlp", "dot", "general")
 BRIDGES = ("zero", "last", "learned")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..encoder import EncoderOutput
-from ..rnn import RecurrentStack, replace_first
+from seq2seq.nn.encoder import EncoderOutput
+from seq2seq.nn.recurrent import RecurrentStack, replace_first
 
 
 class FixedVectorDecoder(nn.Module):

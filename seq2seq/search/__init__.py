@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass
@@ -65,7 +65,7 @@ def decode_one_by_one(
 def generate(
     model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options
 ) -> list[list[Hypothesis]]:
-    from .. import registry
+    from seq2seq import registry
 
     search = registry.load("seq2seq.search", strategy)
     # Every strategy takes the length limits (the contract); the rest are its own options.

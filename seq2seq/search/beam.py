@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..rnn import map_state
-from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
-from . import Hypothesis, length_limits
+from seq2seq.nn.recurrent import map_state
+from seq2seq.search import Hypothesis, length_limits
+from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = -float("inf")
 COVERAGE_FLOOR = 1e-10  # log(0) would make every uncovered source word -inf

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from . import Hypothesis, decode_one_by_one, length_limits
+from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
 
 
 def greedy_search(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import Hypothesis, decode_one_by_one, length_limits
+from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
 
 
 def check_sample_options(temperature: float, top_k: int, top_p: float) -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from . import EOS_ID, SPECIALS, UNK_ID
+from seq2seq.tokenizers import EOS_ID, SPECIALS, UNK_ID
 
 
 class VocabularyTokenizer:

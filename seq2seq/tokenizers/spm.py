@@ -8,7 +8,7 @@ from typing import Any
 
 import sentencepiece as spm
 
-from . import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 class SentencePieceTokenizer:

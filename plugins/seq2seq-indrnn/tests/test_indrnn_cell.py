@@ -4,7 +4,7 @@ import pytest
 import torch
 from seq2seq_indrnn import IndRNNCell, indrnn
 
-from seq2seq.rnn import CompiledStep, RecurrentStack, step_loop
+from seq2seq.nn.recurrent import CompiledStep, RecurrentStack, step_loop
 from seq2seq.testing import check_cell
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seq2seq.rnn import map_state
+from seq2seq.nn.recurrent import map_state
 from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
 
 __all__ = ["filter_logits", "topk_sample"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from seq2seq_sampling import filter_logits, topk_sample
 
-from seq2seq.model import ModelSpec, Seq2Seq
+from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import generate
 from seq2seq.testing import check_search
 

@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .checkpoint import load_checkpoint
-from .data.batching import source_tensor
-from .ensemble import Ensemble
-from .model import ModelSpec, Seq2Seq
-from .perf import autocast
-from .search import Hypothesis, generate
-from .tokenizers import Tokenizer, tokenizer_from_state
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.data.batching import source_tensor
+from seq2seq.hardware import autocast
+from seq2seq.nn.ensemble import Ensemble
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.search import Hypothesis, generate
+from seq2seq.tokenizers import Tokenizer, tokenizer_from_state
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +160,3 @@ def clean_line(line: str) -> str:
     if line.isprintable():
         return line
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in line)
-
-
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)

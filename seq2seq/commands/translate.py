@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from . import registry
-from .cli import (
+from seq2seq import registry
+from seq2seq.commands.common import (
     add_search_arguments,
     load_translator,
     positive_int,
@@ -25,9 +25,9 @@ from .cli import (
     search_options,
     utf8_stdout,
 )
-from .inference import Translator, clean_line
-from .perf import autocast
-from .search import Hypothesis
+from seq2seq.hardware import autocast
+from seq2seq.search import Hypothesis
+from seq2seq.translation.translator import Translator, clean_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +85,7 @@ def _attention_outputs(
     print_alignment: bool,
 ) -> list[list[str]]:
     """Write the chunk's heatmaps; return each line's alignment text per printed hypothesis."""
-    from .alignment import (
+    from seq2seq.translation.alignment import (
         attention_matrices,
         format_alignment,
         hard_alignment,
@@ -150,7 +150,7 @@ def _main(argv: list[str] | None = None) -> int:
             if given
         ]
         if attention_flags:
-            from .alignment import require_attention
+            from seq2seq.translation.alignment import require_attention
 
             # A fixed-vector checkpoint fails here: before any output or translation.
             require_attention(translator.model, "/".join(attention_flags))

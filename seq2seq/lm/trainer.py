@@ -17,17 +17,24 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from .lm_data import CharVocab, eval_streams, load_text, make_streams, save_vocab, shuffle_lines
-from .lm_model import (
+from seq2seq.lm.data import (
+    CharVocab,
+    eval_streams,
+    load_text,
+    make_streams,
+    save_vocab,
+    shuffle_lines,
+)
+from seq2seq.lm.model import (
     LN2,
     CharLM,
     LMSpec,
     confidence_table,
 )
-from .rnn import map_state
-from .run_base import TrainingError, TrainingRun
-from .tbptt import Window, plan_updates, run_window
-from .trainer import MAX_BAD_STEPS, rng_state, seed_everything, set_rng_state
+from seq2seq.lm.tbptt import Window, plan_updates, run_window
+from seq2seq.nn.recurrent import map_state
+from seq2seq.training.reproducibility import rng_state, seed_everything, set_rng_state
+from seq2seq.training.run import MAX_BAD_STEPS, TrainingError, TrainingRun
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .data.corpus import CorpusError, read_lines
+from seq2seq.data.reading import CorpusError, read_lines
 
 log = logging.getLogger(__name__)
 

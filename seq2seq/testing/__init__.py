@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import registry
-from .rnn import State, step_loop
+from seq2seq import registry
+from seq2seq.nn.recurrent import State, step_loop
 
 __all__ = [
     "BUILTIN_CELL_SETTINGS",
@@ -571,7 +571,7 @@ def check_tokenizer(
     `torch.load(weights_only=True)` and `from_state_dict` gives the same
     tokenizer; `save(directory)` writes files; empty text works.
     """
-    from .tokenizers import BOS_ID, EOS_ID, PAD_ID, SPECIALS
+    from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 
     texts = list(SAMPLE_TEXTS if texts is None else texts)
     label = f"tokenizer {_name(cls)}"
@@ -705,8 +705,8 @@ def check_tokenizer(
 
 
 def _tiny_model(cell: str, seed: int) -> Any:
-    from .model import ModelSpec, Seq2Seq
-    from .tokenizers import BOS_ID, PAD_ID
+    from seq2seq.nn.model import ModelSpec, Seq2Seq
+    from seq2seq.tokenizers import BOS_ID, PAD_ID
 
     torch.manual_seed(seed)
     spec = ModelSpec(
@@ -720,8 +720,8 @@ def _tiny_model(cell: str, seed: int) -> Any:
     model = Seq2Seq(spec).eval()
     with torch.no_grad():
         # A model that likes pad and bos: a strategy that does not exclude them shows it.
-        model.generator.bias[PAD_ID] += 4.0
-        model.generator.bias[BOS_ID] += 4.0
+        model.output_layer.bias[PAD_ID] += 4.0
+        model.output_layer.bias[BOS_ID] += 4.0
     return model
 
 
@@ -736,8 +736,8 @@ def check_search(strategy: Callable[..., Any], **options: Any) -> None:
     max_length_ratio; scores are floats; a batch of one works; the model is left in
     eval mode with unchanged parameters.
     """
-    from .search import Hypothesis, generate, length_limits
-    from .tokenizers import BOS_ID, EOS_ID, PAD_ID
+    from seq2seq.search import Hypothesis, generate, length_limits
+    from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
     label = f"search strategy {_name(strategy)}"
 

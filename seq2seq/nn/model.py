@@ -9,12 +9,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import registry
-from .dropout import SequenceDropout
-from .encoder import Encoder, EncoderOutput
-from .init import initialize, uniform_all
-from .rnn import compile_cells
-from .tokenizers import PAD_ID
+from seq2seq import registry
+from seq2seq.nn.dropout import SequenceDropout
+from seq2seq.nn.encoder import Encoder, EncoderOutput
+from seq2seq.nn.initialization import initialize, uniform_all
+from seq2seq.nn.recurrent import compile_cells
+from seq2seq.tokenizers import PAD_ID
+
+
+# old state-dict prefix -> new one (the output layer was called "generator")
+RENAMED_PARAMETERS = {"generator.": "output_layer."}
 
 
 @dataclass
@@ -151,7 +155,7 @@ class Seq2Seq(nn.Module):
         if embedding_dropout is None:
             embedding_dropout = spec.dropout
         self.embedding_dropout = SequenceDropout(embedding_dropout, spec.variational_dropout)
-        self.generator = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
+        self.output_layer = nn.Linear(self.decoder.output_size, spec.tgt_vocab_size)
         if spec.tie_embeddings != "none":
             if self.decoder.output_size != spec.embedding_size:
                 raise ValueError(
@@ -160,7 +164,7 @@ class Seq2Seq(nn.Module):
                     f"({self.decoder.output_size}) must equal model.embedding_size "
                     f"({spec.embedding_size})"
                 )
-            self.generator.weight = self.tgt_embedding.weight
+            self.output_layer.weight = self.tgt_embedding.weight
         if spec.init == "uniform":
             uniform_all(self, spec.init_range)
         elif spec.init != "default":
@@ -177,7 +181,7 @@ class Seq2Seq(nn.Module):
         enc = self.encode(src, src_lengths)
         state = self.decoder.init_state(enc)
         emb = self.embedding_dropout(self.tgt_embedding(tgt_in))
-        return self.generator(self.decoder(emb, enc, state))
+        return self.output_layer(self.decoder(emb, enc, state))
 
     def init_state(self, enc: EncoderOutput):
         """The decoder's state before the first target token (search reorders it by rows)."""
@@ -191,7 +195,15 @@ class Seq2Seq(nn.Module):
     def decode_step(self, tokens: Tensor, enc: EncoderOutput, state) -> tuple[Tensor, Any]:
         """Log-probabilities [B, V] of the next token given the previous tokens [B]."""
         features, state = self.decoder.step(self.tgt_embedding(tokens), enc, state)
-        return torch.log_softmax(self.generator(features).float(), dim=-1), state
+        return torch.log_softmax(self.output_layer(features).float(), dim=-1), state
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Checkpoints written before a parameter was renamed still load: torch calls this
+        before loading the children, so renaming the keys here is enough."""
+        for old, new in RENAMED_PARAMETERS.items():
+            for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -10,8 +10,8 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from .cli import add_search_arguments, load_translator, run_cli, search_options
-from .data.corpus import read_lines
+from seq2seq.commands.common import add_search_arguments, load_translator, run_cli, search_options
+from seq2seq.data.reading import read_lines
 
 
 def score(hyps: list[str], refs: list[list[str]]) -> dict[str, dict[str, Any]]:
@@ -47,7 +47,7 @@ def _check_aligned(hyps: list[str], hyp_name: str, refs: list[list[str]], ref_na
 def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[str], list[str], str]:
     if args.src:
         return read_lines(args.src), read_lines(args.ref[0]), f"{args.src} -> {args.ref[0]}"
-    from .data.corpora import load_corpus
+    from seq2seq.data.corpora import load_corpus
 
     data = config["data"]
     root = args.data_root or data["root"]

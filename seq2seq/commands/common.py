@@ -9,10 +9,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TextIO
 
-from .checkpoint import CheckpointError
-from .data.corpus import CorpusError
-from .perf import tune_allocator
-from .registry import PluginError
+from seq2seq.checkpoint import CheckpointError
+from seq2seq.data.reading import CorpusError
+from seq2seq.hardware import tune_allocator
+from seq2seq.registry import PluginError
 
 log = logging.getLogger("seq2seq")
 
@@ -104,8 +104,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_translator(args):
     """The model(s) of --checkpoint on --device at --precision (checked before loading)."""
-    from .inference import Translator
-    from .perf import check_precision
+    from seq2seq.hardware import check_precision
+    from seq2seq.translation.translator import Translator
 
     check_precision(args.device, args.precision, "--precision")
     translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
@@ -161,7 +161,7 @@ def _strategy_flags(args: argparse.Namespace) -> dict[str, Any]:
             )
         options[key] = value
     if args.search == "sample":
-        from .search.sample import check_sample_options
+        from seq2seq.search.sample import check_sample_options
 
         check_sample_options(
             options.get("temperature", 1.0), options.get("top_k", 0), options.get("top_p", 1.0)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .tokenizers import PAD_ID
+from seq2seq.tokenizers import PAD_ID
 
 SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 
@@ -98,7 +98,7 @@ def scheduled_sampling_logits(
             tokens = _mix(tgt_in[:, t], outputs[-1], teacher_prob, generator)
         emb = dropout(model.tgt_embedding(tokens))
         features, state = model.decoder.step(emb, enc, state)
-        outputs.append(model.generator(features))
+        outputs.append(model.output_layer(features))
     return torch.stack(outputs, dim=1)
 
 

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from . import registry
-from .checkpoint import CheckpointError, load_checkpoint
-from .init import initialize
-from .lm_data import CharVocab
-from .rnn import RecurrentStack, State
+from seq2seq import registry
+from seq2seq.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.lm.data import CharVocab
+from seq2seq.nn.initialization import initialize
+from seq2seq.nn.recurrent import RecurrentStack, State
 
 LN2 = math.log(2.0)
 

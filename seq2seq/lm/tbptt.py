@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .rnn import map_state
+from seq2seq.nn.recurrent import map_state
 
 
 def detach_state(state: Any) -> Any:

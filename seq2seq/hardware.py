@@ -45,13 +45,6 @@ def tune_allocator() -> bool:
     return applied
 
 
-def set_threads(threads: int | None) -> int:
-    """Intra-op threads: `threads`, or torch's default (one per physical core)."""
-    if threads:
-        torch.set_num_threads(int(threads))
-    return torch.get_num_threads()
-
-
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 

@@ -1,18 +1,14 @@
-"""`seq2seq-average`: average the weights of several checkpoints into one.
+"""Checkpoint averaging: the mean of several checkpoints' weights, one file at a time.
 
-    seq2seq-average --checkpoints A.pt B.pt C.pt -o averaged.pt
-    seq2seq-average --run-dir RUN --last 5 -o RUN/checkpoints/averaged.pt
-
-Averaging the last few periodic checkpoints of one run (`checkpoints/step_N.pt`)
-usually gives a slightly better model for free. Floating-point tensors are
-averaged; integer buffers, the model spec, the tokenizers and the config come
-from the first checkpoint; optimizer, scheduler and RNG state are dropped (the
-result is for translation, not for resuming). The output is written atomically.
+Averaging the last few periodic checkpoints of one run usually gives a slightly
+better model for free. Floating-point tensors are averaged; integer buffers, the
+model spec, the tokenizers and the config come from the first checkpoint;
+optimizer, scheduler and RNG state are dropped (the result is for translation,
+not for resuming).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .cli import positive_int, run_cli
+from seq2seq.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.training.run import step_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +79,6 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 def newest_step_checkpoints(run_dir: str | Path, last: int) -> list[Path]:
     """The `last` newest checkpoints/step_N.pt of a run directory, newest first."""
-    from .run_base import step_checkpoints
-
     ckpt_dir = Path(run_dir) / "checkpoints"
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory not found: {run_dir}")
@@ -96,45 +90,3 @@ def newest_step_checkpoints(run_dir: str | Path, last: int) -> list[Path]:
             f"{last} to keep more."
         )
     return found[:last]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seq2seq-average",
-        description="Average the weights of several checkpoints into one.",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
-    source.add_argument("--run-dir", help="a training run directory (with --last N)")
-    parser.add_argument(
-        "--last", type=positive_int, help="with --run-dir: average its N newest step_*.pt"
-    )
-    parser.add_argument("-o", "--output", required=True, help="where to write the average")
-    return parser
-
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.run_dir:
-        if not args.last:
-            parser.error("--run-dir needs --last N")
-        paths = newest_step_checkpoints(args.run_dir, args.last)
-    else:
-        if args.last:
-            parser.error("--last goes with --run-dir")
-        paths = [Path(p) for p in args.checkpoints]
-    output = Path(args.output)
-    if output.resolve() in {p.resolve() for p in paths}:
-        raise ValueError(f"--output {output} is one of the inputs; write the average elsewhere")
-    save_checkpoint(output, average_checkpoints(paths))
-    log.info("averaged %d checkpoints into %s: %s", len(paths), output, ", ".join(map(str, paths)))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    run_cli(lambda: _main(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,22 +22,28 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import sacrebleu
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from .average import average_checkpoints
-from .checkpoint import save_checkpoint
-from .data.batching import Batch, make_batch, padding_fraction, token_batches
-from .data.pipeline import PreparedData, prepare_data, tokenize
-from .data.streaming import StreamStats, check_shards_for_ranks, stream_batches
-from .distributed import sync_gradients_on_last, wrap_for_training
-from .inference import Translator
-from .model import ModelSpec, Seq2Seq, spec_from_options
-from .perf import autocast, check_precision, flatten_rnn_weights, grad_scaler
-from .run_base import (
+from seq2seq.checkpoint import save_checkpoint
+from seq2seq.data.batching import Batch, make_batch, padding_fraction, token_batches
+from seq2seq.data.pipeline import PreparedData, prepare_data, tokenize
+from seq2seq.data.streaming import StreamStats, check_shards_for_ranks, stream_batches
+from seq2seq.hardware import autocast, check_precision, flatten_rnn_weights, grad_scaler
+from seq2seq.nn.model import ModelSpec, Seq2Seq, spec_from_options
+from seq2seq.tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
+from seq2seq.training.averaging import average_checkpoints
+from seq2seq.training.distributed import sync_gradients_on_last, wrap_for_training
+from seq2seq.training.reproducibility import (
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    step_generator,
+)
+from seq2seq.training.run import (
+    MAX_BAD_STEPS,
     TrainingError,
     TrainingRun,
     checkpoint_step,
@@ -46,12 +51,14 @@ from .run_base import (
     make_adam,
     step_checkpoints,
 )
-from .scheduled_sampling import TrainingForward, teacher_forcing_probability, validate_schedule
-from .tokenizers import PAD_ID, tokenizer_from_state, tokenizer_to_state
+from seq2seq.training.scheduled_sampling import (
+    TrainingForward,
+    teacher_forcing_probability,
+    validate_schedule,
+)
+from seq2seq.translation.translator import Translator
 
 log = logging.getLogger(__name__)
-
-MAX_BAD_STEPS = 5  # consecutive non-finite losses before giving up
 
 
 @dataclass
@@ -68,29 +75,6 @@ class Progress:
     last_eval_step: int = -1
     updates: int = 0  # updates applied (finite loss and gradient)
     clip_events: int = 0  # updates whose gradient norm exceeded trainer.clip_norm
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
 def model_spec_from_config(model_cfg: Any, src_vocab: int, tgt_vocab: int) -> ModelSpec:
@@ -146,12 +130,6 @@ def accumulate_gradients(
     return value if finite else None
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator for the random choices of update `step`: a function of
-    (seed, step) only, so it needs no place in the checkpoint."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
-
-
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """The fraction of trainer.lr for update `step` (0-based): (step + 1) / warmup_steps
     during the warm-up, then 1."""
@@ -166,7 +144,7 @@ def anneal_factor(used: float) -> float:
 
 
 @dataclass
-class Window:
+class LogInterval:
     """Training statistics since the last log line."""
 
     tokens: int = 0
@@ -540,7 +518,7 @@ class Trainer(TrainingRun):
                 f"The last good checkpoint is in {self.ckpt_dir}."
             )
 
-    def _log_window(self, window: Window, bar) -> None:
+    def _log_window(self, window: LogInterval, bar) -> None:
         t, p = self.tcfg, self.progress
         elapsed = time.monotonic() - window.start
         record = {
@@ -569,7 +547,7 @@ class Trainer(TrainingRun):
             postfix["time_left"] = f"{left / 60:.1f}min"
         bar.set_postfix(postfix)
 
-    def _run_update(self, batches: list[Batch], window: Window, bar) -> Window:
+    def _run_update(self, batches: list[Batch], window: LogInterval, bar) -> LogInterval:
         """One update, then logging, evaluation and checkpoints as they fall due."""
         t, p = self.tcfg, self.progress
         loss, tokens = self._train_step(batches)
@@ -583,7 +561,7 @@ class Trainer(TrainingRun):
         bar.update(1)
         if p.step % t.log_every == 0 and window.updates:
             self._log_window(window, bar)
-            window = Window()
+            window = LogInterval()
         if t.eval_every and p.step % t.eval_every == 0:
             self._after_eval(self.evaluate_everywhere(), update_schedule=True)
         save_due = self._agree_on_stop(self.periodic_save_due())
@@ -607,7 +585,7 @@ class Trainer(TrainingRun):
         self.model.train()
         self.updates_per_epoch = self._describe_epochs()
         bar = self.progress_bar(self.updates_per_epoch, "train")
-        window = Window()
+        window = LogInterval()
         self._agree_on_stop()
         while self.stop_reason is None and p.epoch < t.max_epochs:
             source, fresh = self.epoch_source(p.epoch), p.batch_in_epoch == 0

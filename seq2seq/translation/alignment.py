@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data.batching import pad, source_tensor
-from .tokenizers import BOS_ID, EOS_ID, SPECIALS, Tokenizer
+from seq2seq.data.batching import pad, source_tensor
+from seq2seq.tokenizers import BOS_ID, EOS_ID, SPECIALS, Tokenizer
 
 EOS_LABEL = SPECIALS[EOS_ID]
 

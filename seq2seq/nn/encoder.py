@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .dropout import SequenceDropout
-from .rnn import RecurrentStack, first_tensor
+from seq2seq.nn.dropout import SequenceDropout
+from seq2seq.nn.recurrent import RecurrentStack, first_tensor
 
 
 @dataclass

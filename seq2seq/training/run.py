@@ -13,10 +13,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint, save_checkpoint
-from .distributed import DistContext
+from seq2seq.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from seq2seq.training.distributed import DistContext
 
 log = logging.getLogger(__name__)
+
+MAX_BAD_STEPS = 5  # consecutive non-finite losses (or gradients) before giving up
 
 
 class TrainingError(RuntimeError):

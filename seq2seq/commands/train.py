@@ -1,0 +1,92 @@
+"""`python -m seq2seq.train +exp=en_es` — Hydra entry point for training."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import datasets
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.checkpoint import CheckpointError
+from seq2seq.data.reading import CorpusError
+from seq2seq.hardware import tune_allocator
+from seq2seq.registry import PluginError
+from seq2seq.training import distributed
+from seq2seq.training.run import TrainingError
+from seq2seq.training.trainer import Trainer
+
+log = logging.getLogger("seq2seq.train")
+
+USER_ERRORS = (CorpusError, PluginError, TrainingError, CheckpointError, ValueError, TypeError)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train one model into run_dir (the Hydra run directory); returns a summary."""
+    task = cfg.get("task", "translation")
+    if task not in ("translation", "lm"):
+        raise ValueError(f"task must be 'translation' or 'lm', got {task!r}")
+    if task == "lm":
+        if distributed.launched_by_torchrun():
+            raise ValueError("torchrun (data-parallel training) is for translation, not task=lm")
+        from seq2seq.lm.trainer import (
+            train_lm,  # the character language model (+exp=char_lm, +exp=hello)
+        )
+
+        _write_config(cfg, run_dir)
+        summary = train_lm(cfg, run_dir)
+    else:
+        dist, device = distributed.init_from_environment(cfg.trainer.device)
+        try:
+            run_dir = _shared_run_dir(dist, run_dir)
+            if dist.is_main:
+                _write_config(cfg, run_dir)
+            summary = Trainer(cfg, run_dir, dist=dist, device=device).train()
+        finally:
+            distributed.shutdown()
+    log.info("done: %s; checkpoints in %s", summary, run_dir / "checkpoints")
+    return summary
+
+
+def _write_config(cfg: DictConfig, run_dir: Path) -> None:
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+
+
+def _shared_run_dir(dist: distributed.DistContext, run_dir: Path) -> Path:
+    """Under torchrun, rank 0's run directory. Each process's Hydra names its own from the
+    clock, so another rank's may differ by a second; such a folder holds only Hydra's
+    files and is removed. Only rank 0 logs at INFO level."""
+    shared = Path(dist.broadcast(str(run_dir)))
+    if not dist.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+        datasets.disable_progress_bars()
+        if shared.resolve() != run_dir.resolve() and {p.name for p in run_dir.iterdir()} <= {
+            ".hydra",
+            "train.log",
+        }:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return shared
+
+
+@hydra.main(config_path="pkg://seq2seq.conf", config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> dict:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    tune_allocator()
+    try:
+        return train(cfg, run_dir)
+    except USER_ERRORS as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

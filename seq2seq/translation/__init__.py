@@ -1,0 +1,1 @@
+"""Translating with a trained model: loading, decoding lines in order, attention alignments."""
