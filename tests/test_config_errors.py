@@ -406,7 +406,9 @@ def test_translate_with_a_missing_input_file(tmp_path, capsys, small_run):
 
 def test_translate_command_with_a_missing_checkpoint_exits_2_without_a_traceback(tmp_path, source):
     missing = tmp_path / "nope.pt"
-    result = run_command("-m", "seq2seq.commands.translate", "--checkpoint", str(missing), "-i", str(source))
+    result = run_command(
+        "-m", "seq2seq.commands.translate", "--checkpoint", str(missing), "-i", str(source)
+    )
     assert result.returncode == 2, result.stderr
     assert f"error: checkpoint not found: {missing}" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""

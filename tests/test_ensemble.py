@@ -218,7 +218,16 @@ def test_foreign_vocabulary_is_refused_with_both_files_named(checkpoints, source
 def test_console_scripts_with_an_ensemble(checkpoints, source, tmp_path, capsys) -> None:
     a, b = str(checkpoints["a"]), str(checkpoints["b"])
     proc = subprocess.run(
-        [sys.executable, "-m", "seq2seq.commands.translate", "--checkpoint", a, b, "-i", str(source[0])],
+        [
+            sys.executable,
+            "-m",
+            "seq2seq.commands.translate",
+            "--checkpoint",
+            a,
+            b,
+            "-i",
+            str(source[0]),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

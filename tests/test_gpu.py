@@ -33,7 +33,14 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 def translate(checkpoint: Path, lines: list[str], *flags: str) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "seq2seq.commands.translate", "--checkpoint", str(checkpoint), *flags],
+        [
+            sys.executable,
+            "-m",
+            "seq2seq.commands.translate",
+            "--checkpoint",
+            str(checkpoint),
+            *flags,
+        ],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,

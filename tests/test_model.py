@@ -25,9 +25,7 @@ def test_checkpoints_from_before_the_output_layer_rename_still_load():
     """Older checkpoints call the output layer `generator`; loading renames the keys."""
     torch.manual_seed(0)
     model = Seq2Seq(ModelSpec(src_vocab_size=30, tgt_vocab_size=40, hidden_size=16))
-    old = {
-        k.replace("output_layer.", "generator.", 1): v for k, v in model.state_dict().items()
-    }
+    old = {k.replace("output_layer.", "generator.", 1): v for k, v in model.state_dict().items()}
     assert "generator.weight" in old
     fresh = Seq2Seq(ModelSpec(src_vocab_size=30, tgt_vocab_size=40, hidden_size=16))
     fresh.load_state_dict(old)

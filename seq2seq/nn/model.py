@@ -16,7 +16,6 @@ from seq2seq.nn.initialization import initialize, uniform_all
 from seq2seq.nn.recurrent import compile_cells
 from seq2seq.tokenizers import PAD_ID
 
-
 # old state-dict prefix -> new one (the output layer was called "generator")
 RENAMED_PARAMETERS = {"generator.": "output_layer."}
 
