@@ -30,10 +30,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_main_block(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":`, which runs only for `python -m`, never on import."""
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
+
+
 def imported_modules(path: Path) -> set[str]:
-    """Every seq2seq module a file imports, at module level or inside functions."""
+    """Every seq2seq module a file imports, at module level or inside functions (not in a
+    `python -m` block)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree.body = [node for node in tree.body if not _is_main_block(node)]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
