@@ -227,9 +227,7 @@ class TranslationModel(Protocol):
         """The decoder state before the first target token."""
         ...
 
-    def decode_step(
-        self, tokens: Tensor, enc: EncoderOutput, state: State
-    ) -> tuple[Tensor, State]:
+    def decode_step(self, tokens: Tensor, enc: EncoderOutput, state: State) -> tuple[Tensor, State]:
         """Log-probabilities [B, V] of the next token after tokens [B] (start with BOS)."""
         ...
 

@@ -153,6 +153,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f"search_{entry.option}",
             type=entry.kind,
             default=None,
+            metavar=entry.option.upper(),
             help=f"{text}[--search {', '.join(entry.strategies)}]",
         )
 

@@ -49,7 +49,9 @@ BATCH, STEPS = 3, 4
 class CellUnderTest:
     """A cell factory with the calls every clause makes, each failing with a clear message."""
 
-    def __init__(self, factory: Callable[..., nn.Module], input_size: int, hidden_size: int, options):
+    def __init__(
+        self, factory: Callable[..., nn.Module], input_size: int, hidden_size: int, options
+    ):
         self.factory, self.options = factory, options
         self.input_size, self.hidden_size = input_size, hidden_size
         self.fail = Failure(CellContractError, f"cell factory {name_of(factory)}")
@@ -185,7 +187,9 @@ def runs_on_cuda(t: CellUnderTest) -> None:
         return
     gpu = t.build(0).cuda()
     try:
-        h, state = gpu(torch.randn(2, t.input_size, device="cuda"), t.initial(gpu, 2, device="cuda"))
+        h, state = gpu(
+            torch.randn(2, t.input_size, device="cuda"), t.initial(gpu, 2, device="cuda")
+        )
     except Exception as exc:
         raise t.fail(
             f"on CUDA, forward raised {type(exc).__name__}: {exc}",
@@ -331,7 +335,9 @@ def rows_independent(t: CellUnderTest) -> None:
     h_a, s_a = t.step(t.cell, x, t.start())
     h_b, s_b = t.step(t.cell, other, t.start())
     first = slice(0, 1)
-    if not (close(h_a[first], h_b[first], 1e-9) and close(rows(s_a, first), rows(s_b, first), 1e-9)):
+    if not (
+        close(h_a[first], h_b[first], 1e-9) and close(rows(s_a, first), rows(s_b, first), 1e-9)
+    ):
         raise t.fail(
             "changing rows 1.. of the batch changed row 0's output: the cell mixes examples "
             f"across the batch (max difference {max_diff(h_a[first], h_b[first]):.3g}).",

@@ -120,8 +120,10 @@ def builds_a_module(t: DecoderUnderTest) -> None:
 def state_is_batch_first(t: DecoderUnderTest) -> None:
     state = t.call("init_state(enc)", t.decoder.init_state, t.encoder_output())
     parts = leaves(state)
-    if not parts or any(not isinstance(s, Tensor) or s.dim() == 0 for s in parts) or any(
-        s.size(0) != BATCH for s in parts
+    if (
+        not parts
+        or any(not isinstance(s, Tensor) or s.dim() == 0 for s in parts)
+        or any(s.size(0) != BATCH for s in parts)
     ):
         raise t.fail(
             f"init_state(enc) returned {structure(state)}: it must be a Tensor or nested "

@@ -24,7 +24,7 @@ LIMITS = ((30, 2.0), (3, 2.0), (30, 0.0))  # (max_length, max_length_ratio)
 
 
 def tiny_model(cell: str, seed: int) -> Any:
-    """A small random Seq2Seq that likes pad and bos: a strategy that does not exclude them shows it."""
+    """A small random Seq2Seq that likes pad and bos: a strategy that lets them through shows."""
     from seq2seq.nn.model import ModelSpec, Seq2Seq
 
     torch.manual_seed(seed)

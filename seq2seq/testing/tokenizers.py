@@ -78,8 +78,7 @@ def trains(t: TokenizerUnderTest) -> None:
         if not callable(getattr(t.tok, method, None)):
             raise t.fail(
                 f"the trained tokenizer has no {method}() method.",
-                "see the Protocol seq2seq.contracts.Tokenizer for every method a tokenizer "
-                "offers.",
+                "see the Protocol seq2seq.contracts.Tokenizer for every method a tokenizer offers.",
             )
 
 
@@ -169,7 +168,9 @@ def state_dict_round_trip(t: TokenizerUnderTest) -> None:
     try:
         again = t.cls.from_state_dict(state)
     except Exception as exc:
-        raise t.fail(f"from_state_dict(state_dict()) raised {type(exc).__name__}: {exc}", "") from exc
+        raise t.fail(
+            f"from_state_dict(state_dict()) raised {type(exc).__name__}: {exc}", ""
+        ) from exc
     if getattr(again, "vocab_size", None) != t.tok.vocab_size or any(
         again.encode(text) != t.encode(text) for text in t.texts
     ):
