@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from seq2seq import registry
 from seq2seq.nn.recurrent import State, step_loop
 from seq2seq.testing.common import (
     CellContractError,
     Failure,
+    check_signature,
     clone,
     close,
     leaves,
@@ -120,16 +120,15 @@ class CellUnderTest:
 
 
 def factory_signature(t: CellUnderTest) -> None:
-    try:
-        registry.validate_options(
-            "cell", name_of(t.factory), t.factory, t.options, fixed=(t.input_size, t.hidden_size)
-        )
-    except registry.PluginError as exc:
-        raise t.fail(
-            str(exc),
-            "pass only options the factory accepts, and give the factory the signature "
-            "factory(input_size: int, hidden_size: int, **your_options).",
-        ) from None
+    check_signature(
+        t.fail,
+        "cell",
+        t.factory,
+        t.options,
+        "pass only options the factory accepts, and give the factory the signature "
+        "factory(input_size: int, hidden_size: int, **your_options).",
+        fixed=(t.input_size, t.hidden_size),
+    )
 
 
 def builds_a_module(t: CellUnderTest) -> None:

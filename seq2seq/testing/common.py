@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seq2seq import registry
+
 
 class ContractError(AssertionError):
     """A plugin does not honour its contract (the Protocols in `seq2seq.contracts`)."""
@@ -48,6 +50,16 @@ class Failure:
             self.clause = clause
             check(*args)
         self.clause = ""
+
+
+def check_signature(
+    fail: Failure, kind: str, factory: Any, options: dict, fix: str, **fixed
+) -> None:
+    """The registry's option check (what seq2seq runs on the config), as a contract failure."""
+    try:
+        registry.validate_options(kind, name_of(factory), factory, options, **fixed)
+    except registry.PluginError as exc:
+        raise fail(str(exc), fix) from None
 
 
 @contextlib.contextmanager

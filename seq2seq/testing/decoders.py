@@ -14,6 +14,7 @@ from seq2seq.nn.recurrent import map_state
 from seq2seq.testing.common import (
     DecoderContractError,
     Failure,
+    check_signature,
     close,
     leaves,
     max_diff,
@@ -92,16 +93,15 @@ class DecoderUnderTest:
 
 
 def factory_signature(t: DecoderUnderTest) -> None:
-    try:
-        registry.validate_options(
-            "decoder", name_of(t.factory), t.factory, t.options, framework=t.arguments
-        )
-    except registry.PluginError as exc:
-        raise t.fail(
-            str(exc),
-            "pass only options the factory accepts, and accept every framework argument "
-            "as a keyword parameter (see seq2seq.contracts.DecoderFactory).",
-        ) from None
+    check_signature(
+        t.fail,
+        "decoder",
+        t.factory,
+        t.options,
+        "pass only options the factory accepts, and accept every framework argument "
+        "as a keyword parameter (see seq2seq.contracts.DecoderFactory).",
+        framework=t.arguments,
+    )
 
 
 def builds_a_module(t: DecoderUnderTest) -> None:

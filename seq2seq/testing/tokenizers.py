@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seq2seq import registry
 from seq2seq.contracts import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 from seq2seq.testing.common import (
     Failure,
     TokenizerContractError,
+    check_signature,
     name_of,
     single_threaded,
     weights_only_round_trip,
@@ -58,12 +58,14 @@ def has_classmethods(t: TokenizerUnderTest) -> None:
 
 
 def train_signature(t: TokenizerUnderTest) -> None:
-    try:
-        registry.validate_options(
-            "tokenizer", name_of(t.cls), t.cls.train, t.options, fixed=(t.texts, t.vocab_size)
-        )
-    except registry.PluginError as exc:
-        raise t.fail(str(exc), "pass only options that train() accepts.") from None
+    check_signature(
+        t.fail,
+        "tokenizer",
+        t.cls.train,
+        t.options,
+        "pass only options that train() accepts.",
+        fixed=(t.texts, t.vocab_size),
+    )
 
 
 def trains(t: TokenizerUnderTest) -> None:

@@ -1,7 +1,7 @@
 """Sampling search for seq2seq: temperature, top-k and nucleus (top-p), seedable.
 
-A `seq2seq.search` plugin: `seq2seq-translate --search topk_sample
---search-option temperature=0.7 --search-option top_p=0.9 --search-option seed=1`.
+A `seq2seq.search` plugin: `seq2seq-translate --search topk_sample --temperature 0.7
+--top-p 0.9 --seed 1 --num-samples 3` (the flags come from `topk_sample`'s signature).
 """
 
 from __future__ import annotations
