@@ -1,75 +1,59 @@
-"""Draws docs/images/layout.png, the package layers (run from the repository root)."""
+"""Draws docs/images/layout.png: the package tree, one line per folder, coloured by the
+layer it belongs to (imports only point to a lower layer). Run from the repository root."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import Patch
 
-layers = [
-    ("commands", ["commands/"], "#d9e7f5", "every command-line tool"),
-    (
-        "tasks",
-        ["training/", "translation/", "lm/"],
-        "#dff0d8",
-        "training, translating, the character LM",
-    ),
-    (
-        "building blocks",
-        ["nn/", "data/", "search/", "cells/", "decoders/", "tokenizers/"],
-        "#fcf1d9",
-        "networks, corpora, built-in plugins",
-    ),
-    (
-        "foundations",
-        ["registry.py", "checkpoint.py", "hardware.py"],
-        "#f2dede",
-        "plugin registry, checkpoints, CPU settings",
-    ),
+LAYERS = {
+    "commands": ("#d9e7f5", "command-line tools"),
+    "tasks": ("#dff0d8", "tasks"),
+    "config": ("#e8dff5", "config schema"),
+    "blocks": ("#fcf1d9", "building blocks and built-in plugins"),
+    "foundations": ("#f2dede", "foundations"),
+    "kit": ("#eeeeee", "plugin author kit"),
+}
+
+TREE = [
+    ("seq2seq/", None, "the package"),
+    ("├── commands/", "commands", "every command-line tool (train, translate, bleu, ...)"),
+    ("├── training/", "tasks", "the training loop and its units: schedule, checkpoints, ..."),
+    ("├── translation/", "tasks", "Translator: checkpoint → translations; alignments"),
+    ("├── lm/", "tasks", "the character language model and truncated BPTT"),
+    ("├── config/", "config", "the typed config schema and its checks"),
+    ("├── nn/", "blocks", "the networks: Seq2Seq, encoder, recurrent stack, dropout"),
+    ("├── data/", "blocks", "reading, cleaning, tokenizing and batching corpora"),
+    ("│   └── corpora/", "blocks", "one module per known corpus (Multi30k, Tatoeba, files)"),
+    ("├── cells/", "blocks", "built-in cells: elman, gru, lstm, layer-normalised"),
+    ("├── decoders/", "blocks", "built-in decoders: fixed, bahdanau, luong"),
+    ("├── search/", "blocks", "built-in search: greedy, beam, sample"),
+    ("├── tokenizers/", "blocks", "built-in tokenizers: sentencepiece, char, word"),
+    ("├── testing/", "kit", "checks for plugin authors, one per contract clause"),
+    ("└── registry, contracts,", "foundations", "plugin lookup, plugin Protocols,"),
+    ("    checkpoint, hardware", "foundations", "safe checkpoint files, CPU settings"),
 ]
-fig, ax = plt.subplots(figsize=(10, 5.6), dpi=120)
+
+fig, ax = plt.subplots(figsize=(10, 6.2), dpi=120)
 ax.set_xlim(0, 10)
-ax.set_ylim(0, 5.6)
+ax.set_ylim(0, len(TREE) + 1.5)
 ax.axis("off")
-y = 4.7
-for i, (title, boxes, color, caption) in enumerate(layers):
-    ax.text(0.1, y + 0.35, title, fontsize=11, fontweight="bold", va="center")
-    ax.text(0.1, y + 0.05, caption, fontsize=8, va="center", color="#555")
-    n = len(boxes)
-    width = min(1.15, 6.6 / n - 0.1)
-    total = n * width + (n - 1) * 0.1
-    x0 = 3.2 + (6.6 - total) / 2
-    for j, name in enumerate(boxes):
-        x = x0 + j * (width + 0.1)
-        ax.add_patch(
-            FancyBboxPatch((x, y), width, 0.6, boxstyle="round,pad=0.02", fc=color, ec="#666")
-        )
-        ax.text(
-            x + width / 2, y + 0.3, name, ha="center", va="center", fontsize=9, family="monospace"
-        )
-    if i < len(layers) - 1:
-        ax.annotate(
-            "",
-            xy=(6.5, y - 0.45),
-            xytext=(6.5, y - 0.05),
-            arrowprops=dict(arrowstyle="->", color="#444", lw=1.5),
-        )
-        ax.text(6.65, y - 0.27, "imports", fontsize=8, color="#444", va="center")
-    y -= 1.2
-ax.add_patch(
-    FancyBboxPatch(
-        (3.2, -0.05 + 0.1), 6.6, 0.45, boxstyle="round,pad=0.02", fc="#eeeeee", ec="#999"
-    )
+for row, (name, layer, caption) in enumerate(TREE):
+    y = len(TREE) - row + 0.5
+    if layer:
+        color = LAYERS[layer][0]
+        ax.add_patch(plt.Rectangle((0.1, y - 0.42), 9.8, 0.84, fc=color, ec="none"))
+    ax.text(0.25, y, name, va="center", fontsize=10, family="monospace", fontweight="bold")
+    ax.text(3.6, y, caption, va="center", fontsize=9, color="#333")
+ax.legend(
+    handles=[Patch(fc=color, label=label) for color, label in LAYERS.values()],
+    loc="lower center",
+    bbox_to_anchor=(0.5, -0.02),
+    ncol=3,
+    fontsize=8,
+    frameon=False,
 )
-ax.text(
-    6.5,
-    0.32,
-    "testing/  the plugin author kit (uses nn/ and the registry)",
-    ha="center",
-    va="center",
-    fontsize=8.5,
-    family="monospace",
-)
-ax.set_title("seq2seq/: imports point down", fontsize=12)
+ax.set_title("seq2seq/: one folder per concern; imports point down the layers", fontsize=12)
 fig.tight_layout()
 fig.savefig("docs/images/layout.png")
