@@ -30,7 +30,7 @@ class RunProgress:
 
 
 @dataclass
-class LogWindow:
+class LogInterval:
     """Training statistics since the last log line."""
 
     amount: int = 0  # target tokens (translation) or characters (LM) trained on

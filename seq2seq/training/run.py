@@ -1,5 +1,5 @@
 """What every training loop shares: run folder, metrics log, budgets, signals, the NaN
-guard, logging windows, evaluation bookkeeping, checkpoints and summary.json."""
+guard, log intervals, evaluation bookkeeping, checkpoints and summary.json."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq.training.checkpointing import Checkpointer, TrainingError
 from seq2seq.training.distributed import DistContext
 from seq2seq.training.evaluation import Scoreboard
-from seq2seq.training.progress import LogWindow, MetricsLog, RunProgress, progress_bar
+from seq2seq.training.progress import LogInterval, MetricsLog, RunProgress, progress_bar
 from seq2seq.training.schedule import LRSchedule
 from seq2seq.training.stopping import Budget, on_stop_signal
 from seq2seq.training.summary import run_summary, write_summary
@@ -151,7 +151,7 @@ class TrainingRun:
     A trainer sets up its model, optimizer and data in `setup`, writes its loop in
     `train` from these steps, and defines `_eval_metric()` (the dev score that picks
     best.pt and drives early stopping), `_payload(full)` (a checkpoint), `evaluate()`,
-    `_window_record(window)` and `_postfix(record)` (a log record and its progress-bar
+    `_interval_record(interval)` and `_postfix(record)` (a log record and its progress-bar
     summary) and `_announce_eval(metrics, better)`.
     """
 
@@ -185,8 +185,8 @@ class TrainingRun:
         self.checkpoints = Checkpointer(self.run_dir, self.tcfg, self.dist)
         self.scoreboard = Scoreboard(self._eval_metric(), self.tcfg.get("patience"))
         self.progress = self.progress_type()
-        self.window = LogWindow()
-        self.speeds: list[float] = []  # of the log windows, for summary.json
+        self.interval = LogInterval()
+        self.speeds: list[float] = []  # of the log intervals, for summary.json
         self.last_metrics: dict[str, float] | None = None
         self.averaged: dict[str, Any] | None = None  # trainer.average_last's checkpoint
 
@@ -204,7 +204,7 @@ class TrainingRun:
         self.bar = progress_bar(
             self.tcfg, self.progress.step, updates_per_epoch, desc, self.dist.is_main
         )
-        self.window = LogWindow()
+        self.interval = LogInterval()
         self.stop_reason, _ = self.dist.agree_on_stop(self._stop_reason(), False)
 
     def request_stop(self, reason: str) -> None:
@@ -230,21 +230,21 @@ class TrainingRun:
                 )
         else:
             p.bad_steps = 0
-            self.window.add(loss, amount, clipped)
+            self.interval.add(loss, amount, clipped)
         self.bar.update(1)
 
     def maybe_log(self) -> None:
-        """Every trainer.log_every steps: a metrics.jsonl record of the window."""
-        if self.progress.step % self.tcfg.log_every or not self.window.updates:
+        """Every trainer.log_every steps: a metrics.jsonl record of the interval."""
+        if self.progress.step % self.tcfg.log_every or not self.interval.updates:
             return
-        record = self._window_record(self.window)
+        record = self._interval_record(self.interval)
         self.speeds.append(record[self.speed_key])
         self._log(record)
         postfix = self._postfix(record)
         if left := self.budget.time_left():
             postfix["time_left"] = left
         self.bar.set_postfix(postfix)
-        self.window = LogWindow()
+        self.interval = LogInterval()
 
     def maybe_evaluate(self) -> None:
         """Every trainer.eval_every steps: dev scores, best.pt, LR plateau, early stopping."""

@@ -31,7 +31,7 @@ from seq2seq.training.corpus import TrainingCorpus, load_data, tokenizer_states
 from seq2seq.training.distributed import wrap_for_training
 from seq2seq.training.evaluation import dev_scores
 from seq2seq.training.optimizer import load_optimizer_state, make_adam
-from seq2seq.training.progress import LogWindow, RunProgress
+from seq2seq.training.progress import LogInterval, RunProgress
 from seq2seq.training.reproducibility import seed_everything
 from seq2seq.training.run import TrainingRun
 from seq2seq.training.schedule import LRSchedule
@@ -222,14 +222,14 @@ class Trainer(TrainingRun):
         return self.budget.used(p.epoch + p.batch_in_epoch / self.accumulate / per_epoch, p.step)
 
     # ------------------------------------------------------- what it reports
-    def _window_record(self, window: LogWindow) -> dict[str, Any]:
+    def _interval_record(self, interval: LogInterval) -> dict[str, Any]:
         t, p = self.tcfg, self.progress
         record = {
             "step": p.step,
             "epoch": p.epoch,
-            "train_loss": window.loss / window.updates,
+            "train_loss": interval.loss / interval.updates,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "tgt_tokens_per_s": window.per_second(),
+            "tgt_tokens_per_s": interval.per_second(),
             "clip_norm": t.clip_norm,
             "clip_events_total": p.clip_events,
             "updates_total": p.updates,
