@@ -16,7 +16,8 @@ from _models import make_config, train_tiny
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.commands.average import main as average_main
 from seq2seq.training.averaging import average_checkpoints
-from seq2seq.training.run import check_config, step_checkpoints
+from seq2seq.training.checkpointing import step_checkpoints
+from seq2seq.training.run import check_config
 from seq2seq.translation.translator import Translator
 
 

@@ -31,7 +31,7 @@ def one_update(trainer: Trainer, scaler: torch.amp.GradScaler, overflow: bool = 
     """Weights and progress after one update from the trainer's current state; `overflow`
     makes one gradient infinite, as a too-large loss scale does in float16."""
     trainer = copy.deepcopy(trainer)
-    trainer.scaler = scaler
+    trainer.updater.scaler = scaler
     if overflow:
         next(trainer.model.parameters()).register_hook(lambda grad: grad * float("inf"))
     batches = [next(trainer.epoch_source(0))]

@@ -12,8 +12,10 @@ from hydra.errors import ConfigCompositionException
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.data.batching import make_batch
 from seq2seq.nn.model import ModelSpec, Seq2Seq
-from seq2seq.training.run import load_optimizer_state, make_adam
-from seq2seq.training.trainer import Trainer, accumulate_gradients, warmup_factor
+from seq2seq.training.optimizer import load_optimizer_state, make_adam
+from seq2seq.training.schedule import warmup_factor
+from seq2seq.training.trainer import Trainer
+from seq2seq.training.update import accumulate_gradients
 
 
 def records(run_dir):

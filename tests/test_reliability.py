@@ -164,6 +164,10 @@ def test_resume_with_no_readable_checkpoint_names_every_file(tmp_path):
     with pytest.raises(TrainingError) as info:
         Trainer(cfg, tmp_path / "new").train()
     assert "last.pt" in str(info.value) and "step_5.pt" in str(info.value)
+    # summary.json records the error the run stopped with
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["error"] == f"TrainingError: {info.value}"
+    assert summary["stop_reason"] == f"error: {info.value}" and summary["updates"] == 0
 
 
 class CheckpointWatcher:

@@ -1,9 +1,11 @@
-"""`seq2seq-results` on hand-made run folders and on a real joblib sweep; launcher configs."""
+"""`seq2seq-results` on hand-made run folders and on a real joblib sweep (whose summary.json
+files the trainer writes); launcher configs."""
 
 from __future__ import annotations
 
 import configparser
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ from _models import PINNED_TINY_MODEL
 from hydra import compose, initialize_config_module
 
 from seq2seq.commands import bleu, results
+from seq2seq.training.summary import write_summary
 
 
 def write_jsonl(path: Path, records: list[dict], tail: str = "") -> None:
@@ -25,37 +28,43 @@ def write_jsonl(path: Path, records: list[dict], tail: str = "") -> None:
 
 def make_run(
     run: Path,
-    metrics: list[dict] | None,
+    summary: dict | None,
     overrides: list[str] | None = None,
-    log: list[str] = (),
+    metrics: list[dict] = (),
     tail: str = "",
 ) -> Path:
-    """A run folder as `python -m seq2seq.train` leaves it (only what the summary reads)."""
+    """A run folder as `python -m seq2seq.train` leaves it (only what the table reads)."""
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("task: translation\n", encoding="utf-8")
     if overrides is not None:
         (run / ".hydra").mkdir()
-        (run / ".hydra" / "config.yaml").write_text("task: translation\n", encoding="utf-8")
         (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
-    if metrics is not None:
-        write_jsonl(run / "metrics.jsonl", metrics, tail)
-    if log:
-        (run / "train.log").write_text("".join(line + "\n" for line in log), encoding="utf-8")
+    if summary is not None:
+        write_summary(run, summary)
+    if metrics or tail:
+        write_jsonl(run / "metrics.jsonl", list(metrics), tail)
     return run
 
 
-def train_record(step: int, speed: float) -> dict:
-    return {"step": step, "epoch": 0, "train_loss": 5.0, "lr": 1e-3, "tgt_tokens_per_s": speed}
-
-
-def eval_record(step: int, bleu_score: float, loss: float) -> dict:
+def summary_of(updates: int, best_bleu: float, best_step: int, **fields) -> dict:
+    """A summary.json of a translation run that ended (see seq2seq.training.summary)."""
     return {
-        "step": step,
-        "epoch": 0,
-        "dev_loss": loss,
-        "dev_ppl": 2.718281828**loss,
-        "dev_bleu": bleu_score,
-        "best": bleu_score,
+        "task": "translation",
+        "stop_reason": "reached trainer.max_steps=10",
+        "error": None,
+        "steps": updates,
+        "updates": updates,
+        "skipped_updates": 0,
+        "epochs": 0,
+        "wall_s": 60.0,
+        "final": {"dev_loss": 3.0, "dev_ppl": 20.09, "dev_bleu": best_bleu},
+        "best": {"dev_bleu": {"value": best_bleu, "step": best_step}},
+        "best_metric": "dev_bleu",
+        "averaged": None,
+        "tgt_tokens_per_s": 2000.0,
+        "checkpoints": {},
+        "config_sha256": "0" * 64,
+        **fields,
     }
 
 
@@ -87,36 +96,24 @@ def sweep(tmp_path) -> Path:
     )
     make_run(
         root / "0",
-        [
-            train_record(100, 2000.0),
-            train_record(200, 2600.0),
-            eval_record(200, 10.5, 3.0),
-            train_record(300, 2700.0),
-            eval_record(300, 12.25, 2.5),
-            train_record(400, 2650.0),
-            eval_record(400, 11.0, 2.4),
-        ],
+        summary_of(
+            400,
+            12.25,
+            300,
+            final={"dev_loss": 2.4, "dev_ppl": 11.02, "dev_bleu": 11.0},
+            tgt_tokens_per_s=2625.0,
+            wall_s=725.0,
+            stop_reason="reached trainer.max_time=12 minutes",
+        ),
         overrides=[*common, "model.cell=lstm"],
-        log=[
-            "[2026-11-25 21:00:05,100][seq2seq.trainer][INFO] - model: lstm, 1 parameters",
-            "[2026-11-25 21:12:05,000][seq2seq.trainer][INFO] - stopping: "
-            "reached trainer.max_time=12 minutes",
-            "[2026-11-25 21:12:06,000][seq2seq.train][INFO] - done: {}",
-        ],
     )
     make_run(
         root / "1",
-        [train_record(100, 3000.0), eval_record(100, 4.0, 4.0), train_record(200, 3100.0)],
+        None,
         overrides=[*common, "model.cell=gru"],
+        metrics=[{"step": 100, "train_loss": 5.0}, {"step": 200, "train_loss": 4.0}],
         tail='{"step": 300, "epoch": 0, "train_lo',  # killed mid-write
     )
-    start = 1_800_000_000
-    for job, seconds in (("0", 725), ("1", 300)):
-        for name in (".hydra/config.yaml", "config.yaml"):
-            os.utime(root / job / name, (start, start))
-        for name in ("metrics.jsonl", "train.log"):
-            if (root / job / name).exists():
-                os.utime(root / job / name, (start + seconds, start + seconds))
     return root
 
 
@@ -130,11 +127,12 @@ def test_sweep_table_one_row_per_run(sweep, capsys):
     assert lstm["updates"] == "400" and gru["updates"] == "200"
     assert lstm["best dev BLEU"] == "12.25" and lstm["at step"] == "300"
     assert lstm["dev loss"] == "2.400"  # the last evaluation's
-    assert lstm["tgt tok/s"] == "2,625"  # median of 2000, 2600, 2700, 2650
-    assert lstm["stop"] == "reached trainer.max_time=12 minutes" and gru["stop"] == ""
-    assert lstm["wall"] == "12m05s" and gru["wall"] == "5m00s"
+    assert lstm["tgt tok/s"] == "2,625"
+    assert lstm["stop"] == "reached trainer.max_time=12 minutes"
+    assert gru["stop"].startswith("no summary.json: still training, or killed")
+    assert lstm["wall"] == "12m05s" and gru["wall"] == ""
     # the truncated last line is skipped with a warning naming the file and line
-    assert f"{sweep / '1' / 'metrics.jsonl'}:4: skipped an unreadable line" in err
+    assert f"{sweep / '1' / 'metrics.jsonl'}:3: skipped an unreadable line" in err
     # an aligned Markdown table: equal widths, numeric columns right-aligned
     lines = out.strip().splitlines()
     assert len({len(line) for line in lines}) == 1
@@ -159,8 +157,9 @@ def test_json_sort_and_test_scores_from_seq2seq_bleu(sweep, tmp_path, capsys):
     assert gru["test_bleu"] == expected["BLEU"]["score"] > 0
     assert gru["test_chrf"] == expected["chrF2"]["score"]
     assert gru["overrides"] == ["+exp=en_de", "trainer.max_time=12", "model.cell=gru"]
-    assert gru["updates"] == 200 and gru["best_dev_bleu"] == 4.0 and gru["best_step"] == 100
-    assert records[1].get("test_bleu") is None
+    assert gru["updates"] == 200 and gru.get("best_dev_bleu") is None
+    assert records[1].get("test_bleu") is None and records[1]["best_step"] == 300
+    assert records[1]["config_sha256"] == "0" * 64
 
     code, out, _ = run_results(capsys, sweep, "--sort", "best_dev_bleu")
     rows = table_rows(out)
@@ -168,27 +167,28 @@ def test_json_sort_and_test_scores_from_seq2seq_bleu(sweep, tmp_path, capsys):
     assert rows[1]["test BLEU"] == f"{expected['BLEU']['score']:.2f}" and rows[0]["test BLEU"] == ""
 
 
-def test_lone_runs_missing_metrics_and_no_runs(tmp_path, capsys):
+def test_lone_runs_unreadable_summary_and_no_runs(tmp_path, capsys):
     runs = tmp_path / "runs"
     for name, score in (("en_de", 1.0), ("en_de_ref", 2.0)):
-        make_run(runs / name, [eval_record(10, score, 5.0)], overrides=[f"+exp={name}", "seed=1"])
-    make_run(
-        runs / "broken",
-        None,
-        overrides=["+exp=en_de", "seed=1"],
-        log=["[2026-11-25 21:00:05,100][seq2seq.train][ERROR] - unknown cells 'lsmt'"],
-    )
+        make_run(runs / name, summary_of(10, score, 10), overrides=[f"+exp={name}", "seed=1"])
+    failed = summary_of(3, 0.0, 0, stop_reason="error: training diverged", best={})
+    make_run(runs / "diverged", failed, overrides=["+exp=en_de", "seed=1"])
+    broken = make_run(runs / "broken", None, overrides=["+exp=en_de", "seed=1"])
+    (broken / "summary.json").write_text('{"updates": 3', encoding="utf-8")
     (runs / "notes").mkdir()
     (runs / "notes" / "config.yaml").write_text("a config file alone is not a run\n")
     code, out, err = run_results(capsys, runs)
     assert code == 0
     rows = {r["run"]: r for r in table_rows(out)}
-    assert set(rows) == {"broken", "en_de", "en_de_ref"}
+    assert set(rows) == {"broken", "diverged", "en_de", "en_de_ref"}
     # what differs between runs of one folder; `seed=1`, common to all, is left out
     assert rows["en_de"]["overrides"] == "+exp=en_de"
     assert rows["en_de_ref"]["overrides"] == "+exp=en_de_ref"
-    assert rows["broken"]["updates"] == "" and rows["broken"]["stop"].startswith("error: unknown")
-    assert "broken: no metrics.jsonl" in err
+    assert rows["en_de_ref"]["best dev BLEU"] == "2.00"
+    assert rows["diverged"]["stop"] == "error: training diverged"
+    assert rows["diverged"]["best dev BLEU"] == "" and rows["diverged"]["updates"] == "3"
+    assert rows["broken"]["updates"] == "" and rows["broken"]["stop"].startswith("no summary")
+    assert f"cannot read {broken / 'summary.json'}" in err
 
     # a run folder given directly is named by its folder
     code, out, _ = run_results(capsys, runs / "en_de")
@@ -298,3 +298,12 @@ def test_sweep_end_to_end(tmp_path, data_root, launcher):
         float(row["best dev BLEU"])  # numeric
         assert row["at step"] == "10" and float(row["tgt tok/s"].replace(",", "")) > 0
         assert row["stop"] == "reached trainer.max_steps=10"
+    # the trainer's own summary.json, which the table was read from
+    for job in ("0", "1"):
+        summary = json.loads((sweep_dir / job / "summary.json").read_text(encoding="utf-8"))
+        assert summary["steps"] == summary["updates"] == 10 and summary["error"] is None
+        assert summary["best"]["dev_bleu"]["step"] == 10 and summary["wall_s"] > 0
+        assert set(summary["final"]) == {"dev_loss", "dev_ppl", "dev_bleu"}
+        config_text = (sweep_dir / job / "config.yaml").read_bytes()
+        assert summary["config_sha256"] == hashlib.sha256(config_text).hexdigest()
+        assert Path(summary["checkpoints"]["last"]).is_file()

@@ -4,27 +4,30 @@
     seq2seq-results runs/ --sort best_dev_bleu            # best first
     seq2seq-results runs/ multirun/ --json > runs.json    # a list of records
 
-A run directory is a folder holding `config.yaml` beside `metrics.jsonl`, `train.log`,
-`checkpoints/` or `.hydra/` (what `python -m seq2seq.train` writes). Each run is one
-row:
+A run directory is a folder holding `config.yaml` beside `summary.json`,
+`metrics.jsonl`, `checkpoints/` or `.hydra/` (what `python -m seq2seq.train` writes).
+Each run is one row, read from the `summary.json` the trainer writes when it ends
+(however it ends, an error included):
 
 - run: its folder, relative to the folder(s) given;
 - overrides: the command-line overrides that tell it apart. For the jobs of a Hydra
   sweep (`-m`, its `multirun.yaml` beside them) these are the swept ones
   (`model.cell=gru`); otherwise the overrides in `.hydra/overrides.yaml` that differ
   from those of the other runs in the same folder (all of them for a lone run);
-- updates: the last step in `metrics.jsonl`;
+- updates: the optimizer updates applied;
 - best dev BLEU (greedy, on the dev sentences the trainer scores) and the step of it;
-  the last dev loss and perplexity; the median of the training tgt tokens/s windows;
-- stop: why training stopped (from `train.log`), or the error it stopped with;
-- wall: from the start of the job (its config files are written first) to the last
-  write of its metrics or log;
+  the averaged checkpoint's dev BLEU; the final dev loss and perplexity; the median
+  training speed of the log intervals;
+- wall: seconds of training, over every resume;
+- stop: why training stopped, or the error it stopped with;
 - test BLEU/chrF: the last record of a `results.jsonl` in the run folder, as
   written by `seq2seq-bleu --json RUN/results.jsonl`.
 
-Unreadable lines of a metrics file (a run killed mid-write leaves a truncated last
-line) are skipped with a warning naming the file and line. Columns that are empty for
-every run are left out of the table (never out of `--json`).
+A run without `summary.json` is still training, or was killed: its row says so and
+shows the last step of its `metrics.jsonl`. Unreadable lines of a metrics file (a
+kill mid-write leaves a truncated last line) are skipped with a warning naming the
+file and line. Columns that are empty for every run are left out of the table (never
+out of `--json`).
 """
 
 from __future__ import annotations
@@ -34,18 +37,15 @@ import json
 import math
 import os
 import re
-import statistics
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-RUN_MARKERS = ("metrics.jsonl", "train.log", "checkpoints", ".hydra")
+SUMMARY = "summary.json"  # written by seq2seq.training.summary
+RUN_MARKERS = (SUMMARY, "metrics.jsonl", "checkpoints", ".hydra")
 SKIP_DIRS = {"checkpoints", "tokenizer", "__pycache__"}
-LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,(\d+))?\]")
-LOG_STOP = re.compile(r"\] - stopping: (.*)$")
-LOG_ERROR = re.compile(r"\]\[ERROR\] - (.*)$")
+NO_SUMMARY = "no summary.json: still training, or killed"
 
 # Sort keys: higher is better for these (sorted descending), lower for the others.
 DESCENDING = {
@@ -169,84 +169,47 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def summarize_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """updates, best/last dev scores and speed from the records of one metrics.jsonl."""
-    out: dict[str, Any] = {}
-    steps = [int(r["step"]) for r in records if _number(r.get("step")) is not None]
-    out["updates"] = max(steps) if steps else None
-    scored = [r for r in records if _number(r.get("dev_bleu")) is not None]
-    evals = [r for r in scored if "averaged" not in r]
-    averaged = [r for r in scored if "averaged" in r]  # trainer.average_last's checkpoint
-    if averaged:
-        out["averaged_dev_bleu"] = float(averaged[-1]["dev_bleu"])
-    if evals:
-        best = max(evals, key=lambda r: r["dev_bleu"])  # the first of equal scores
-        out["best_dev_bleu"] = float(best["dev_bleu"])
-        out["best_step"] = best.get("step")
-        last = evals[-1]
-        out["dev_bleu"] = float(last["dev_bleu"])
-        out["dev_loss"] = _number(last.get("dev_loss"))
-        out["dev_ppl"] = _number(last.get("dev_ppl"))
-    bpcs = [r["valid_bpc"] for r in records if _number(r.get("valid_bpc")) is not None]
-    if bpcs:  # a character language model (task=lm)
-        out["best_valid_bpc"] = min(bpcs)
-    speeds = [r["tgt_tokens_per_s"] for r in records if _number(r.get("tgt_tokens_per_s"))]
-    if speeds:
-        out["tgt_tokens_per_s"] = statistics.median(speeds)
-    reasons = [r["stop_reason"] for r in records if isinstance(r.get("stop_reason"), str)]
-    if reasons:
-        out["stop_reason"] = reasons[-1]
-    return out
+def _best(summary: dict[str, Any], metric: str) -> dict[str, Any]:
+    best = (summary.get("best") or {}).get(metric)
+    return best if isinstance(best, dict) else {}
 
 
-def _log_file(run: Path) -> Path | None:
-    if (run / "train.log").is_file():
-        return run / "train.log"
-    logs = sorted(run.glob("*.log"))
-    return logs[0] if logs else None
+def row_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The table's fields from a run's summary.json."""
+    final = summary.get("final") or {}
+    bleu = _best(summary, "dev_bleu")
+    return {
+        "updates": summary.get("updates"),
+        "best_dev_bleu": _number(bleu.get("value")),
+        "best_step": bleu.get("step"),
+        "averaged_dev_bleu": _number((summary.get("averaged") or {}).get("dev_bleu")),
+        "dev_bleu": _number(final.get("dev_bleu")),
+        "dev_loss": _number(final.get("dev_loss")),
+        "dev_ppl": _number(final.get("dev_ppl")),
+        "best_valid_bpc": _number(_best(summary, "valid_bpc").get("value")),
+        "tgt_tokens_per_s": _number(summary.get("tgt_tokens_per_s")),
+        "wall_s": _number(summary.get("wall_s")),
+        "stop_reason": summary.get("stop_reason"),
+        "config_sha256": summary.get("config_sha256"),
+    }
 
 
-def read_log(path: Path) -> dict[str, Any]:
-    """Stop reason (or the error logged last) and first/last timestamps of a Hydra job log."""
-    out: dict[str, Any] = {}
-    first = last = None
+def read_summary(path: Path) -> dict[str, Any] | None:
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        warn(f"cannot read {path}: {exc.strerror or exc}")
-        return out
-    for line in lines:
-        stamp = LOG_TIME.match(line)
-        if stamp:
-            try:
-                when = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")
-            except ValueError:
-                continue
-            when = when.replace(microsecond=int((stamp.group(2) or "0")[:3].ljust(3, "0")) * 1000)
-            first = first or when
-            last = when
-        if match := LOG_STOP.search(line):
-            out["stop_reason"] = match.group(1).strip()
-        elif match := LOG_ERROR.search(line):
-            out["stop_reason"] = "error: " + match.group(1).strip()
-    if first and last and last > first:
-        out["log_seconds"] = (last - first).total_seconds()
-    return out
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warn(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    if not isinstance(summary, dict):
+        warn(f"cannot read {path}: not a JSON object")
+        return None
+    return summary
 
 
-def wall_seconds(run: Path, log_seconds: float | None) -> float | None:
-    """Job start (Hydra writes .hydra/config.yaml first, train() then config.yaml) to the
-    last write of metrics.jsonl or the log; the log's own time span if mtimes disagree."""
-    config_files = _files(run / ".hydra" / "config.yaml", run / "config.yaml")
-    starts = [p.stat().st_mtime for p in config_files]
-    ends = [p.stat().st_mtime for p in _files(run / "metrics.jsonl", _log_file(run))]
-    if starts and ends and max(ends) >= min(starts):
-        return max(ends) - min(starts)
-    return log_seconds
-
-
-def _files(*paths: Path | None) -> list[Path]:
-    return [p for p in paths if p is not None and p.is_file()]
+def last_step(metrics_path: Path) -> int | None:
+    """The last step logged in metrics.jsonl, for a run that has not ended."""
+    steps = [r["step"] for r in read_jsonl(metrics_path) if _number(r.get("step")) is not None]
+    return int(max(steps)) if steps else None
 
 
 def read_overrides(run: Path) -> list[str]:
@@ -289,22 +252,16 @@ def read_test_scores(run: Path) -> dict[str, Any]:
 
 def read_run(run: Path) -> dict[str, Any]:
     record: dict[str, Any] = {"path": str(run), "overrides": read_overrides(run)}
-    metrics_path = run / "metrics.jsonl"
-    if metrics_path.is_file():
-        try:
-            record.update(summarize_metrics(read_jsonl(metrics_path)))
-        except OSError as exc:
-            warn(f"cannot read {metrics_path}: {exc.strerror or exc}")
+    summary = read_summary(run / SUMMARY) if (run / SUMMARY).is_file() else None
+    if summary is not None:
+        record.update(row_from_summary(summary))
     else:
-        warn(f"{run}: no metrics.jsonl (nothing logged yet, or the run failed early)")
-    log_path = _log_file(run)
-    log_info = read_log(log_path) if log_path else {}
-    if "stop_reason" not in record and "stop_reason" in log_info:
-        record["stop_reason"] = log_info["stop_reason"]
-    try:
-        record["wall_s"] = wall_seconds(run, log_info.get("log_seconds"))
-    except OSError:
-        record["wall_s"] = log_info.get("log_seconds")
+        record["stop_reason"] = NO_SUMMARY
+        if (run / "metrics.jsonl").is_file():
+            try:
+                record["updates"] = last_step(run / "metrics.jsonl")
+            except OSError as exc:
+                warn(f"cannot read {run / 'metrics.jsonl'}: {exc.strerror or exc}")
     record.update(read_test_scores(run))
     return record
 
@@ -450,8 +407,8 @@ def _main(argv: list[str] | None = None) -> int:
         warn(f"{name}: no such folder")
     if not records:
         print(
-            "error: no training runs (folders with config.yaml and metrics.jsonl) found under "
-            + ", ".join(args.dirs),
+            "error: no training runs (folders with config.yaml and summary.json or metrics.jsonl) "
+            "found under " + ", ".join(args.dirs),
             file=sys.stderr,
         )
         return 2

@@ -7,8 +7,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,44 +32,56 @@ from seq2seq.lm.model import (
 )
 from seq2seq.lm.tbptt import Window, plan_updates, run_window
 from seq2seq.nn.recurrent import map_state
+from seq2seq.training.checkpointing import check_same_model, load_resume
+from seq2seq.training.progress import LogInterval, RunProgress
 from seq2seq.training.reproducibility import rng_state, seed_everything, set_rng_state
-from seq2seq.training.run import MAX_BAD_STEPS, TrainingError, TrainingRun
+from seq2seq.training.run import TrainingRun
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------- trainer
 @dataclass
-class LMProgress:
-    step: int = 0  # updates attempted
-    epoch: int = 0
-    window: int = 0  # updates of `epoch` already made
+class LMProgress(RunProgress):
+    """Where character-LM training stands; saved in every checkpoint."""
+
+    update_in_epoch: int = 0  # TBPTT updates of `epoch` already made
     chars: int = 0  # characters that carried a loss
-    best_bpc: float | None = None
-    last_eval_step: int = -1
-    clip_events: int = 0  # updates whose gradient norm exceeded trainer.clip_norm
-    updates: int = 0  # updates actually applied (finite loss and gradient)
-    skipped_steps: int = 0
-    bad_steps: int = 0
+
+
+# Progress keys of checkpoints written before the trainers shared their bookkeeping.
+RENAMED_PROGRESS = {"window": "update_in_epoch", "best_bpc": "best_score"}
+
+
+def progress_from_checkpoint(saved: dict[str, Any]) -> LMProgress:
+    return LMProgress(**{RENAMED_PROGRESS.get(k, k): v for k, v in saved.items()})
 
 
 class LMTrainer(TrainingRun):
     """Trains a character language model (`task: lm`) with truncated BPTT."""
 
+    task = "lm"
+    progress_type = LMProgress
+    progress: LMProgress
+    best_key = "best_bpc"
+    speed_key = "chars_per_s"
+    divergence_hint = "choose another model.init"
+
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         super().__init__(cfg, run_dir)
-        self.last_metrics: dict[str, float] | None = None
         tbptt = self.tcfg.get("tbptt") or {}
         self.k1 = tbptt.get("k1")
         self.k2 = tbptt.get("k2")
         self.clip_norm = float(self.tcfg.clip_norm) if self.tcfg.get("clip_norm") else None
+        self.grad_norm: float | None = None  # of the latest update, for the log
 
     # ----------------------------------------------------------------- setup
     def setup(self) -> None:
         seed_everything(self.tcfg.seed)
         if self.tcfg.get("threads"):
             torch.set_num_threads(self.tcfg.threads)
-        resumed = self.load_resume(
+        resumed = load_resume(
+            self.tcfg.get("resume"),
             ("optimizer", "lm_spec"),
             "it is not a full character-LM checkpoint (use the run's checkpoints/last.pt)",
         )
@@ -95,7 +106,6 @@ class LMTrainer(TrainingRun):
         self.spec = LMSpec.from_config(self.cfg.model, len(self.vocab))
         self.model = CharLM(self.spec).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
-        self.progress = LMProgress()
         self.anchor_state: Any = None
         if resumed:
             self._restore(resumed)
@@ -114,21 +124,14 @@ class LMTrainer(TrainingRun):
         )
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        saved = payload["lm_spec"]
-        if saved != self.spec.to_dict():
-            changed = sorted(k for k in saved if saved[k] != self.spec.to_dict().get(k))
-            raise TrainingError(
-                f"cannot resume: the checkpoint's model differs from the config in {changed}. "
-                "Resume with the original model settings, or start a new run."
-            )
+        check_same_model(payload["lm_spec"], self.spec.to_dict())
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.progress = LMProgress(**payload["progress"])
+        self.progress = progress_from_checkpoint(payload["progress"])
         state = payload.get("anchor_state")
         self.anchor_state = map_state(lambda t: t.to(self.device), state) if state else None
         set_rng_state(payload["rng"])
 
-    # ----------------------------------------------------------- checkpoints
     def _payload(self, full: bool) -> dict[str, Any]:
         payload = {
             "task": "lm",
@@ -136,7 +139,7 @@ class LMTrainer(TrainingRun):
             "model": self.model.state_dict(),
             "vocab": self.vocab.state_dict(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "progress": asdict(self.progress),
+            "progress": self.progress_state(),
         }
         if full:
             payload.update(
@@ -149,6 +152,9 @@ class LMTrainer(TrainingRun):
         return payload
 
     # ------------------------------------------------------------ evaluation
+    def _eval_metric(self) -> str:
+        return "valid_bpc"
+
     def evaluate(self) -> dict[str, float]:
         """Bits per character on the held-out text (every character after the first)."""
         self.model.eval()
@@ -174,26 +180,26 @@ class LMTrainer(TrainingRun):
         loss = total / max(count, 1)
         return {"valid_bpc": loss / LN2, "valid_loss": loss, "valid_chars": count}
 
-    def _after_eval(self, metrics: dict[str, float]) -> None:
-        p = self.progress
-        self.last_metrics = metrics
-        p.last_eval_step = p.step
-        better = p.best_bpc is None or metrics["valid_bpc"] < p.best_bpc
-        if better:
-            p.best_bpc = metrics["valid_bpc"]
-            self.save("best.pt", full=False)
-        self._log({"step": p.step, "epoch": p.epoch, **metrics, "best_bpc": p.best_bpc})
+    def _announce_eval(self, metrics: dict[str, float], better: bool) -> None:
         log.info(
             "step %d: held-out %.4f bits/char (%d chars)%s",
-            p.step,
+            self.progress.step,
             metrics["valid_bpc"],
             metrics["valid_chars"],
             " (best)" if better else "",
         )
 
+    def _needs_final_eval(self) -> bool:
+        return super()._needs_final_eval() or self.last_metrics is None
+
     # -------------------------------------------------------------- training
-    def update(self, window: Window, inputs: Tensor, targets: Tensor, state: Any) -> dict[str, Any]:
-        """One TBPTT update; returns loss (nats/char, None if non-finite), grad norm, clipped."""
+    def update(
+        self, window: Window, inputs: Tensor, targets: Tensor, state: Any
+    ) -> tuple[float | None, int, bool, Any]:
+        """One TBPTT update over `window` of the streams (inputs, targets: [B, T]), from
+        the recurrent `state` at its anchor. Returns the loss in nats per character (None
+        if the loss or gradient is NaN/Inf: no update), the characters that carried a
+        loss, whether the gradient was clipped, and the state to anchor the next window."""
         model = self.model
 
         def run(lo: int, hi: int, s: Any) -> tuple[Tensor, Any]:
@@ -203,19 +209,17 @@ class LMTrainer(TrainingRun):
         tgt = targets[:, window.loss_start : window.end]
         loss = F.cross_entropy(model.logits(hidden).flatten(0, 1).float(), tgt.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        result = {"loss": None, "grad_norm": None, "clipped": False, "chars": tgt.numel()}
-        result["next_state"] = next_anchor
+        self.grad_norm = None
         if not torch.isfinite(loss):
-            return result
+            return None, tgt.numel(), False, next_anchor
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_norm or float("inf"))
-        result["grad_norm"] = float(norm)
+        self.grad_norm = float(norm)
         if not torch.isfinite(norm):
-            return result
-        result["clipped"] = self.clip_norm is not None and float(norm) > self.clip_norm
+            return None, tgt.numel(), False, next_anchor
         self.optimizer.step()
-        result["loss"] = float(loss.detach())
-        return result
+        clipped = self.clip_norm is not None and float(norm) > self.clip_norm
+        return float(loss.detach()), tgt.numel(), clipped, next_anchor
 
     def _epoch_streams(self, epoch: int) -> tuple[Tensor, Tensor, list[Window]]:
         ids = shuffle_lines(self.train_ids, self.newline_id, self.tcfg.seed * 1000 + epoch)
@@ -225,6 +229,28 @@ class LMTrainer(TrainingRun):
             targets.to(self.device),
             plan_updates(inputs.size(1), self.k1, self.k2),
         )
+
+    def _interval_record(self, interval: LogInterval) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "step": p.step,
+            "epoch": p.epoch,
+            "train_bpc": interval.loss / interval.updates / LN2,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "chars_per_s": interval.per_second(),
+            "grad_norm": self.grad_norm,
+            "clip_events": interval.clips,
+            "clip_fraction": interval.clips / interval.updates,
+            "clip_events_total": p.clip_events,
+            "updates_total": p.updates,
+        }
+
+    def _postfix(self, record: dict[str, Any]) -> dict[str, str]:
+        return {
+            "bpc": f"{record['train_bpc']:.3f}",
+            "char/s": f"{record['chars_per_s']:.0f}",
+            "clipped": f"{100 * record['clip_fraction']:.0f}%",
+        }
 
     def _show_table(self, when: str) -> None:
         table = confidence_table(self.model, self.vocab, self.text.valid[:41])
@@ -244,129 +270,78 @@ class LMTrainer(TrainingRun):
         )
 
     def train(self) -> dict[str, Any]:
-        self.setup()
-        self._install_signal_handlers()
-        t, p = self.tcfg, self.progress
-        show_table = bool(t.get("show_table"))
-        if show_table and p.step == 0:
-            self._show_table("before training")
-        self.model.train()
-        inputs, targets, windows = self._epoch_streams(p.epoch)
-        log.info(
-            "%d streams of %d characters; %d updates per epoch",
-            inputs.size(0),
-            inputs.size(1),
-            len(windows),
-        )
-        bar = self.progress_bar(len(windows), "train lm")
-        window_loss, window_steps, window_chars, window_clips = 0.0, 0, 0, 0
-        window_start = time.monotonic()
-        self.stop_reason = self.stop_reason or self._budget_exhausted()
-        while self.stop_reason is None and p.epoch < t.max_epochs:
-            if p.window == 0 or self.anchor_state is None:
-                self.anchor_state = self.model.initial_state(inputs.size(0))
-            while p.window < len(windows) and self.stop_reason is None:
-                result = self.update(windows[p.window], inputs, targets, self.anchor_state)
-                self.anchor_state = result["next_state"]
-                p.window += 1
-                p.step += 1
-                if result["loss"] is None:
-                    p.bad_steps += 1
-                    p.skipped_steps += 1
-                    log.warning(
-                        "step %d: loss or gradient is NaN/Inf; update skipped (%d in a row)",
-                        p.step,
-                        p.bad_steps,
+        """For each epoch, the streams cut into TBPTT windows; for each window: update →
+        log → maybe evaluate → maybe checkpoint → maybe stop. summary.json records how
+        it ended, errors included."""
+        with self.summary_on_exit():
+            self.setup()
+            t, p = self.tcfg, self.progress
+            if t.get("show_table") and p.step == 0:
+                self._show_table("before training")
+            inputs, targets, windows = self._epoch_streams(p.epoch)
+            log.info(
+                "%d streams of %d characters; %d updates per epoch",
+                inputs.size(0),
+                inputs.size(1),
+                len(windows),
+            )
+            self.start(len(windows), "train lm")
+            while self.stop_reason is None and p.epoch < t.max_epochs:
+                if p.update_in_epoch == 0 or self.anchor_state is None:
+                    self.anchor_state = self.model.initial_state(inputs.size(0))
+                while p.update_in_epoch < len(windows) and self.stop_reason is None:
+                    window = windows[p.update_in_epoch]
+                    loss, chars, clipped, self.anchor_state = self.update(
+                        window, inputs, targets, self.anchor_state
                     )
-                    if p.bad_steps >= MAX_BAD_STEPS:
-                        raise TrainingError(
-                            f"training diverged: {MAX_BAD_STEPS} NaN/Inf losses in a row at "
-                            f"step {p.step}. Lower trainer.lr, set trainer.clip_norm, or choose "
-                            f"another model.init. The last good checkpoint is in {self.ckpt_dir}."
-                        )
-                else:
-                    p.bad_steps = 0
-                    p.updates += 1
-                    p.chars += result["chars"]
-                    p.clip_events += int(result["clipped"])
-                    window_clips += int(result["clipped"])
-                    window_loss += result["loss"]
-                    window_steps += 1
-                    window_chars += result["chars"]
-                bar.update(1)
-                if p.step % t.log_every == 0 and window_steps:
-                    elapsed = time.monotonic() - window_start
-                    record = {
-                        "step": p.step,
-                        "epoch": p.epoch,
-                        "train_bpc": window_loss / window_steps / LN2,
-                        "lr": self.optimizer.param_groups[0]["lr"],
-                        "chars_per_s": window_chars / max(elapsed, 1e-9),
-                        "grad_norm": result["grad_norm"],
-                        "clip_events": window_clips,
-                        "clip_fraction": window_clips / window_steps,
-                        "clip_events_total": p.clip_events,
-                        "updates_total": p.updates,
-                    }
-                    self._log(record)
-                    postfix = {
-                        "bpc": f"{record['train_bpc']:.3f}",
-                        "char/s": f"{record['chars_per_s']:.0f}",
-                        "clipped": f"{100 * record['clip_fraction']:.0f}%",
-                    }
-                    if t.get("max_time"):
-                        left = max(0.0, t.max_time * 60 - (time.monotonic() - self.started))
-                        postfix["time_left"] = f"{left / 60:.1f}min"
-                    bar.set_postfix(postfix)
-                    window_loss, window_steps, window_chars, window_clips = 0.0, 0, 0, 0
-                    window_start = time.monotonic()
-                if t.eval_every and p.step % t.eval_every == 0:
-                    self._after_eval(self.evaluate())
-                self.stop_reason = self.stop_reason or self._budget_exhausted()
-                if self.periodic_save_due() and not self.stop_reason:
-                    self.save_periodic()
-            if p.window >= len(windows):
-                p.epoch += 1
-                p.window = 0
-                self.anchor_state = None
-                if p.epoch < t.max_epochs and self.stop_reason is None:
-                    inputs, targets, windows = self._epoch_streams(p.epoch)
-        bar.close()
-        self.stop_reason = self.stop_reason or f"reached trainer.max_epochs={t.max_epochs}"
-        log.info("stopping: %s", self.stop_reason)
-        self.save("last.pt")
-        if p.last_eval_step != p.step or self.last_metrics is None:
-            self._after_eval(self.evaluate())
-        final = self.last_metrics
-        clip = self.clip_report()
-        log.info("%s", clip)
+                    p.update_in_epoch += 1
+                    if loss is not None:
+                        p.updates += 1
+                        p.chars += chars
+                        p.clip_events += int(clipped)
+                    self.count_update(loss, chars, clipped)
+                    self.maybe_log()
+                    self.maybe_evaluate()
+                    self.maybe_checkpoint()
+                if p.update_in_epoch >= len(windows):
+                    p.epoch, p.update_in_epoch = p.epoch + 1, 0
+                    self.anchor_state = None
+                    if p.epoch < t.max_epochs and self.stop_reason is None:
+                        inputs, targets, windows = self._epoch_streams(p.epoch)
+            self.finish()
+        return {
+            "step": p.step,
+            "epoch": p.epoch,
+            "valid_bpc": self.last_metrics["valid_bpc"],
+            "best_bpc": p.best_score,
+            "clip_events": p.clip_events,
+            "updates": p.updates,
+            "stop_reason": self.stop_reason,
+        }
+
+    def _after_training(self, interrupted: bool) -> None:
+        p = self.progress
+        log.info("%s", self.clip_report())
         self._log(
             {
                 "step": p.step,
                 "epoch": p.epoch,
                 "event": "end",
-                "valid_bpc": final["valid_bpc"],
-                "best_bpc": p.best_bpc,
+                "valid_bpc": self.last_metrics["valid_bpc"],
+                "best_bpc": p.best_score,
                 "clip_norm": self.clip_norm,
                 "clip_events_total": p.clip_events,
                 "updates_total": p.updates,
                 "stop_reason": self.stop_reason,
             }
         )
-        log.info("held-out bits per character: %.4f (best %.4f)", final["valid_bpc"], p.best_bpc)
-        if show_table:
+        log.info(
+            "held-out bits per character: %.4f (best %.4f)",
+            self.last_metrics["valid_bpc"],
+            p.best_score,
+        )
+        if self.tcfg.get("show_table"):
             self._show_table(f"after {p.step} updates")
-        if self.stop_reason.startswith("received"):
-            log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
-        return {
-            "step": p.step,
-            "epoch": p.epoch,
-            "valid_bpc": final["valid_bpc"],
-            "best_bpc": p.best_bpc,
-            "clip_events": p.clip_events,
-            "updates": p.updates,
-            "stop_reason": self.stop_reason,
-        }
 
 
 def train_lm(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from seq2seq.checkpoint import CheckpointError, load_checkpoint
-from seq2seq.training.run import step_checkpoints
+from seq2seq.training.checkpointing import step_checkpoints
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from seq2seq.training.reproducibility import rng_state, seed_everything, set_rng_state
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 # Rank 0 may validate (greedy decoding of the dev set) while the others wait.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
+RANK_SEED_STRIDE = 7919  # rank r seeds its dropout with seed + 7919 r
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,41 @@ class DistContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def agree_on_stop(self, stop_reason: str | None, save_due: bool) -> tuple[str | None, bool]:
+        """One all-reduce settles whether any process stops (a budget, a signal, early
+        stopping) and whether rank 0's periodic checkpoint is due, so every process
+        takes the same branch; returns the stop reason and the latter."""
+        stop, save = self.any(stop_reason is not None, save_due and self.is_main)
+        if stop and stop_reason is None:
+            stop_reason = "another process stopped"
+        return stop_reason, save
+
+    def gather_rng_states(self) -> list[dict[str, Any]]:
+        """Every process's RNG state, in rank order: each has its own dropout masks."""
+        return self.gather(rng_state())
+
+    def restore_rng(self, states: list[dict[str, Any]], seed: int, step: int) -> None:
+        """This process's RNG state from a checkpoint's `states` (one per rank). From a
+        checkpoint of another number of processes the global batches are still exact, as
+        they do not depend on it, but dropout masks are not."""
+        if len(states) == self.world_size:
+            set_rng_state(states[self.rank])
+            return
+        log.warning(
+            "resuming %d process(es) from a checkpoint of %d: dropout masks will differ "
+            "from an uninterrupted run",
+            self.world_size,
+            len(states),
+        )
+        set_rng_state(states[0])
+        if self.rank:
+            seed_everything(seed + RANK_SEED_STRIDE * self.rank + step)
+
+    def seed_own_dropout(self, seed: int) -> None:
+        """A fresh run: every process other than rank 0 draws its own dropout masks."""
+        if self.rank:
+            seed_everything(seed + RANK_SEED_STRIDE * self.rank)
 
 
 def _collective_device() -> torch.device:

@@ -1,33 +1,31 @@
-"""What every training loop shares: run folder, metrics log, budgets, signals, safe saves."""
+"""What every training loop shares: run folder, metrics log, budgets, signals, the NaN
+guard, log intervals, evaluation bookkeeping, checkpoints and summary.json."""
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
-from seq2seq.checkpoint import (
-    CheckpointError,
-    CheckpointWriteError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from seq2seq.training.checkpointing import Checkpointer, TrainingError
 from seq2seq.training.distributed import DistContext
+from seq2seq.training.evaluation import Scoreboard
+from seq2seq.training.progress import LogInterval, MetricsLog, RunProgress, progress_bar
+from seq2seq.training.schedule import LRSchedule
+from seq2seq.training.stopping import Budget, on_stop_signal
+from seq2seq.training.summary import run_summary, write_summary
 
 log = logging.getLogger(__name__)
 
 MAX_BAD_STEPS = 5  # consecutive non-finite losses (or gradients) before giving up
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, incompatible resume, …); the message says why."""
+__all__ = ["MAX_BAD_STEPS", "TrainingError", "TrainingRun", "check_config", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,71 +145,23 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError("; ".join(problems))
 
 
-def checkpoint_step(path: Path) -> int | None:
-    """N for a periodic checkpoint `step_{N}.pt`; None for any other file."""
-    number = path.stem.removeprefix("step_")
-    return int(number) if path.stem.startswith("step_") and number.isdigit() else None
-
-
-def step_checkpoints(ckpt_dir: Path) -> list[Path]:
-    """The kept periodic checkpoints `step_{N}.pt`, newest (highest N) first."""
-    found = [(checkpoint_step(path), path) for path in Path(ckpt_dir).glob("step_*.pt")]
-    return [path for step, path in sorted(p for p in found if p[0] is not None)[::-1]]
-
-
-def resume_candidates(resume: str) -> list[Path]:
-    """A run directory: last.pt, then step_*.pt newest first. A file: that file only."""
-    path = Path(resume)
-    if not path.is_dir():
-        return [path]
-    ckpt_dir = path / "checkpoints"
-    return [ckpt_dir / "last.pt", *step_checkpoints(ckpt_dir)]
-
-
-def fused_adam_supported(params: list[torch.nn.Parameter]) -> bool:
-    """Whether torch has a fused Adam kernel for these parameters' devices and dtypes."""
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-
-        devices = set(_get_fused_kernels_supported_devices())
-    except ImportError:  # older torch: CUDA only
-        devices = {"cuda"}
-    return bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
-
-
-def make_adam(parameters, lr: float, fused: bool = True) -> torch.optim.Adam:
-    """Adam, with torch's fused kernel (one kernel for all parameters, several times faster
-    than the per-tensor loop on CPU) when `fused` and the parameters' device supports it."""
-    params = list(parameters)
-    if fused and fused_adam_supported(params):
-        try:
-            return torch.optim.Adam(params, lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError) as exc:  # an unsupported combination
-            log.warning("fused Adam unavailable (%s); using the default implementation", exc)
-    return torch.optim.Adam(params, lr=lr)
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Load a saved optimizer state, keeping this optimizer's fused/foreach choice: a
-    checkpoint written with (or without) the fused kernel resumes under either setting."""
-    groups = []
-    for saved, current in zip(state["param_groups"], optimizer.param_groups, strict=True):
-        group = dict(saved)
-        for key in ("fused", "foreach"):
-            if key in current:
-                group[key] = current[key]
-        groups.append(group)
-    # The flags are set before loading: they decide where `step` goes (the fused kernel
-    # wants it as float32 beside the parameters).
-    optimizer.load_state_dict({**state, "param_groups": groups})
-
-
 class TrainingRun:
-    """Base of the trainers. Subclasses set `self.model`, `self.progress` (with a
-    `step`) and implement `_payload(full) -> dict`."""
+    """Base of the trainers: the steps of the training loop they share.
 
+    A trainer sets up its model, optimizer and data in `setup`, writes its loop in
+    `train` from these steps, and defines `_eval_metric()` (the dev score that picks
+    best.pt and drives early stopping), `_payload(full)` (a checkpoint), `evaluate()`,
+    `_interval_record(interval)` and `_postfix(record)` (a log record and its progress-bar
+    summary) and `_announce_eval(metrics, better)`.
+    """
+
+    task = "translation"
+    progress_type: type[RunProgress] = RunProgress
+    best_key = "best"  # the best score's name in evaluation records
+    speed_key = "tgt_tokens_per_s"  # the training speed's name in log records
+    divergence_hint = "check the data"
+    schedule: LRSchedule | None = None
     model: torch.nn.Module
-    progress: Any
 
     def __init__(
         self,
@@ -221,129 +171,167 @@ class TrainingRun:
         device: str | None = None,
     ) -> None:
         """`dist` and `device` come from seq2seq.distributed under torchrun: then only rank 0
-        writes checkpoints, metrics and progress bars."""
+        writes checkpoints, metrics, summary.json and progress bars."""
         check_config(cfg)
         self.cfg = cfg
         self.tcfg = cfg.trainer
         self.dist = dist or DistContext()
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.dist.is_main)
         self.device = resolve_device(device or self.tcfg.device)
         self.stop_reason: str | None = None
-        self.started = time.monotonic()
+        self.budget = Budget(self.tcfg)
+        self.checkpoints = Checkpointer(self.run_dir, self.tcfg, self.dist)
+        self.scoreboard = Scoreboard(self._eval_metric(), self.tcfg.get("patience"))
+        self.progress = self.progress_type()
+        self.interval = LogInterval()
+        self.speeds: list[float] = []  # of the log intervals, for summary.json
+        self.last_metrics: dict[str, float] | None = None
+        self.averaged: dict[str, Any] | None = None  # trainer.average_last's checkpoint
 
-    def _payload(self, full: bool) -> dict[str, Any]:
-        raise NotImplementedError
+    def _needs_final_eval(self) -> bool:
+        return self.progress.last_eval_step != self.progress.step
 
-    def load_resume(self, required: tuple[str, ...], hint: str) -> dict[str, Any] | None:
-        """The checkpoint named by trainer.resume, or None; `required` keys must be in it."""
-        if not self.tcfg.get("resume"):
-            return None
-        candidates = resume_candidates(self.tcfg.resume)
-        errors = []
-        for path in candidates:
-            try:
-                payload = load_checkpoint(path)
-                break
-            except CheckpointError as exc:
-                errors.append(str(exc))
-                if len(candidates) > 1:
-                    log.warning("skipping unreadable checkpoint %s: %s", path, exc)
-        else:
-            raise TrainingError("cannot resume: " + "; ".join(errors))
-        if errors:
-            log.warning("falling back to %s (%s was unreadable)", path, candidates[0])
-        if any(key not in payload for key in required):
-            raise TrainingError(f"cannot resume from {path}: {hint}")
-        log.info("resuming from %s at step %d", path, payload["progress"]["step"])
-        return payload
+    def _after_training(self, interrupted: bool) -> None:
+        """After the final save and evaluation."""
 
-    def save(self, name: str, full: bool = True) -> None:
-        """Atomic save; a model with NaN/Inf weights is never written.
-
-        A write the OS refuses (a full disk above all) stops the run with a TrainingError
-        naming the file and the reason, rather than training on with nowhere to save:
-        the checkpoints already on disk are intact, so at most the steps since the last
-        one are lost, and the message says how to resume once there is space.
-        """
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            log.error("not writing %s: the model has NaN/Inf weights", name)
-            return
-        payload = self._payload(full)  # on every process: it may gather their RNG states
-        if not self.dist.is_main:
-            return
-        try:
-            save_checkpoint(self.ckpt_dir / name, payload)
-        except CheckpointWriteError as exc:
-            raise TrainingError(
-                f"{exc}. Training stopped at step {self.progress.step}. Free some space "
-                "(or lower trainer.keep_last), then resume from the newest good checkpoint "
-                f"with trainer.resume={self.run_dir}"
-            ) from exc
-
-    def periodic_save_due(self) -> bool:
-        """Every trainer.checkpoint_every steps, or trainer.checkpoint_minutes of wall clock."""
-        t, step = self.tcfg, self.progress.step
-        if t.get("checkpoint_every") and step % t.checkpoint_every == 0:
-            return True
-        minutes = t.get("checkpoint_minutes")
-        last = getattr(self, "_last_periodic_save", self.started)
-        return bool(minutes) and time.monotonic() - last >= minutes * 60
-
-    def save_periodic(self) -> None:
-        """last.pt, plus step_{N}.pt of which only the newest trainer.keep_last are kept."""
-        self._last_periodic_save = time.monotonic()
-        keep = self.tcfg.get("keep_last") or 0
-        if keep > 0:
-            self.save(f"step_{self.progress.step}.pt")
-            for old in step_checkpoints(self.ckpt_dir)[keep:] if self.dist.is_main else []:
-                old.unlink(missing_ok=True)
-        self.save("last.pt")
-
-    def progress_bar(self, steps_per_epoch: int | None, desc: str) -> tqdm:
-        """steps_per_epoch None: unknown (streamed data), so no total unless max_steps."""
-        t = self.tcfg
-        total = t.get("max_steps") or (t.max_epochs * steps_per_epoch if steps_per_epoch else None)
-        return tqdm(
-            total=total,
-            initial=self.progress.step,
-            desc=desc,
-            unit="step",
-            dynamic_ncols=True,
-            mininterval=1.0,
-            disable=not self.dist.is_main,
+    # ------------------------------------------------------ steps of the loop
+    def start(self, updates_per_epoch: int | None, desc: str) -> None:
+        """Signal handlers, the progress bar, and whether there is anything left to do."""
+        on_stop_signal(self.request_stop)
+        self.model.train()
+        self.bar = progress_bar(
+            self.tcfg, self.progress.step, updates_per_epoch, desc, self.dist.is_main
         )
+        self.interval = LogInterval()
+        self.stop_reason, _ = self.dist.agree_on_stop(self._stop_reason(), False)
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def count_update(self, loss: float | None, amount: int, clipped: bool = False) -> None:
+        """Count one update (loss None: skipped as NaN/Inf; too many in a row is divergence)."""
+        p = self.progress
+        p.step += 1
+        if loss is None:
+            p.bad_steps += 1
+            p.skipped_steps += 1
+            log.warning(
+                "step %d: loss or gradient is NaN/Inf; update skipped (%d in a row)",
+                p.step,
+                p.bad_steps,
+            )
+            if p.bad_steps >= MAX_BAD_STEPS:
+                raise TrainingError(
+                    f"training diverged: {MAX_BAD_STEPS} NaN/Inf losses in a row "
+                    f"at step {p.step}. Lower trainer.lr, set trainer.clip_norm, or "
+                    f"{self.divergence_hint}. The last good checkpoint is in {self.ckpt_dir}."
+                )
+        else:
+            p.bad_steps = 0
+            self.interval.add(loss, amount, clipped)
+        self.bar.update(1)
+
+    def maybe_log(self) -> None:
+        """Every trainer.log_every steps: a metrics.jsonl record of the interval."""
+        if self.progress.step % self.tcfg.log_every or not self.interval.updates:
+            return
+        record = self._interval_record(self.interval)
+        self.speeds.append(record[self.speed_key])
+        self._log(record)
+        postfix = self._postfix(record)
+        if left := self.budget.time_left():
+            postfix["time_left"] = left
+        self.bar.set_postfix(postfix)
+        self.interval = LogInterval()
+
+    def maybe_evaluate(self) -> None:
+        """Every trainer.eval_every steps: dev scores, best.pt, LR plateau, early stopping."""
+        if self.tcfg.eval_every and self.progress.step % self.tcfg.eval_every == 0:
+            self.record_evaluation(self.evaluate_everywhere(), update_schedule=True)
+
+    def maybe_checkpoint(self) -> None:
+        """Settle whether to stop (on every process at once), else save periodically."""
+        due = self.checkpoints.periodic_due(self.progress.step)
+        self.stop_reason, save = self.dist.agree_on_stop(self._stop_reason(), due)
+        if save and self.stop_reason is None:
+            self.checkpoints.save_periodic(self.progress.step, self.save)
+
+    def finish(self) -> None:
+        """The final last.pt and evaluation, and what the trainer does at the end."""
+        self.bar.close()
+        self.stop_reason = self.stop_reason or f"reached trainer.max_epochs={self.tcfg.max_epochs}"
+        log.info("stopping: %s", self.stop_reason)
+        self.save("last.pt")
+        if self._needs_final_eval():
+            self.record_evaluation(self.evaluate_everywhere(), update_schedule=False)
+        interrupted = self.stop_reason.startswith("received")
+        self._after_training(interrupted)
+        if interrupted:
+            log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate_everywhere(self) -> dict[str, float]:
+        """Rank 0 validates; every process gets its metrics, so that the LR schedule and
+        early stopping stay the same on all of them."""
+        return self.dist.broadcast(self.evaluate() if self.dist.is_main else None)
+
+    def record_evaluation(self, metrics: dict[str, float], update_schedule: bool) -> None:
+        p = self.progress
+        self.last_metrics = metrics
+        better = self.scoreboard.record(p, metrics)
+        if better:
+            self.save("best.pt", full=False)
+        if update_schedule:
+            stop = self.scoreboard.patience_left(p, better)
+            if self.schedule is not None:
+                self.schedule.after_eval(p.step, metrics[self.scoreboard.metric])
+            self.stop_reason = stop or self.stop_reason
+        self._log({"step": p.step, "epoch": p.epoch, **metrics, self.best_key: p.best_score})
+        self._announce_eval(metrics, better)
+
+    # ---------------------------------------------------------- run folder
+    def save(self, name: str, full: bool = True) -> None:
+        """checkpoints/NAME (see seq2seq.training.checkpointing.Checkpointer.save)."""
+        self.checkpoints.save(name, self.model, lambda: self._payload(full), self.progress.step)
+
+    def progress_state(self) -> dict[str, Any]:
+        """The progress as saved in a checkpoint, with the training time so far."""
+        return {**asdict(self.progress), "wall_s": self.wall_seconds()}
+
+    def wall_seconds(self) -> float:
+        """Seconds of training, over every run of a resumed one."""
+        return self.progress.wall_s + self.budget.elapsed()
 
     def _log(self, record: dict[str, Any]) -> None:
-        if not self.dist.is_main:
-            return
         try:
-            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self.metrics.write(record)
         except OSError as exc:
             raise TrainingError(
-                f"cannot write {self.metrics_path}: {exc.strerror or exc}. Training stopped "
+                f"cannot write {self.metrics.path}: {exc.strerror or exc}. Training stopped "
                 f"at step {self.progress.step}; resume with trainer.resume={self.run_dir}"
             ) from exc
 
-    def _budget_exhausted(self) -> str | None:
-        t = self.tcfg
-        if t.get("max_steps") and self.progress.step >= t.max_steps:
-            return f"reached trainer.max_steps={t.max_steps}"
-        if t.get("max_time") and time.monotonic() - self.started >= t.max_time * 60:
-            return f"reached trainer.max_time={t.max_time} minutes"
-        return None
+    @contextmanager
+    def summary_on_exit(self) -> Iterator[None]:
+        """summary.json however training ends; an error is recorded in it, then raised."""
+        try:
+            yield
+        except Exception as exc:
+            self.write_summary(error=exc)
+            raise
+        self.write_summary()
 
-    def _install_signal_handlers(self) -> None:
-        """SIGINT/SIGTERM ask the loop to stop; it then saves last.pt and says how to resume."""
+    def write_summary(self, error: Exception | None = None) -> None:
+        """run_dir/summary.json (rank 0); failing to write it does not hide the run's error."""
+        if not self.dist.is_main:
+            return
+        try:
+            write_summary(self.run_dir, run_summary(self, error))
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.run_dir / "summary.json", exc.strerror or exc)
 
-        def request_stop(signum, _frame):
-            self.stop_reason = f"received {signal.Signals(signum).name}"
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, request_stop)
-            except ValueError:  # not in the main thread
-                pass
+    def _stop_reason(self) -> str | None:
+        """The reason already set (a signal, early stopping), else a spent budget."""
+        return self.stop_reason or self.budget.exhausted(self.progress.step)
