@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import IO
 
 try:
-    from seq2seq.data.corpora import load_corpus
+    from seq2seq.data.corpora import default_root, load_corpus
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from seq2seq.data.corpora import load_corpus
-from seq2seq.data.prepare import default_root
+    from seq2seq.data.corpora import default_root, load_corpus
 from seq2seq.data.reading import CorpusError, read_parallel
 
 #: corpus name -> its default (src_lang, tgt_lang)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from seq2seq.contracts import framework_arguments
+
 GROUPS = ("seq2seq.cells", "seq2seq.tokenizers", "seq2seq.decoders", "seq2seq.search")
 
 # In-process registrations (notebooks, tests): group -> name -> object.
@@ -233,6 +235,17 @@ def accepted_options(
     return [p for p in params if p.kind in _SETTABLE and p.name not in taken]
 
 
+def plugin_options(group: str, obj: Any) -> list[inspect.Parameter] | None:
+    """The options a user may set on a loaded plugin of `group` (its contract says the rest).
+
+    None when the factory's signature cannot be read.
+    """
+    group = _full_group(group)
+    positional, keyword = framework_arguments(group)
+    factory = getattr(obj, "train", None) if group == "seq2seq.tokenizers" else obj
+    return accepted_options(factory, positional, dict.fromkeys(keyword))
+
+
 def validate_options(
     kind: str,
     name: str,
@@ -272,7 +285,8 @@ def validate_options(
     if len(fixed) > len(positional) and not var_positional:
         raise PluginOptionError(
             f"{label}: {where}{signature} cannot take the {len(fixed)} positional arguments "
-            f"seq2seq passes to every {kind}. Fix the plugin's signature (see DESIGN.md §2)."
+            f"seq2seq passes to every {kind}. Fix the plugin's signature (see the "
+            "Protocols in seq2seq.contracts)."
         )
     if not var_keyword:
         refused = [key for key in framework if key not in names]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data import prepare
+from seq2seq.data import download
 from seq2seq.data.cleaning import CleanReport, drop_empty_pairs
 from seq2seq.data.corpora import (
     ParallelSplit,
@@ -282,11 +282,11 @@ def test_parallel_split_rejects_misaligned():
 def _offline(monkeypatch):
     calls = []
 
-    def fail(url, dest, timeout=prepare.DOWNLOAD_TIMEOUT):
+    def fail(url, dest, timeout=download.DOWNLOAD_TIMEOUT):
         calls.append(url)
         raise OSError(f"<urlopen error [Errno -2] Name or service not known> ({url})")
 
-    monkeypatch.setattr(prepare, "download", fail)
+    monkeypatch.setattr(download, "fetch", fail)
     monkeypatch.delenv("SEQ2SEQ_OFFLINE", raising=False)
     return calls
 
@@ -333,7 +333,7 @@ def test_download_disabled_fails_without_network(tmp_path, monkeypatch):
     def never(*args, **kwargs):  # pragma: no cover - must not be called
         raise AssertionError("download attempted")
 
-    monkeypatch.setattr(prepare, "download", never)
+    monkeypatch.setattr(download, "fetch", never)
     with pytest.raises(CorpusError, match="downloads are disabled"):
         load_corpus("multi30k", tmp_path, "en", "de", download=False)
     monkeypatch.setenv("SEQ2SEQ_OFFLINE", "1")

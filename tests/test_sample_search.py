@@ -109,7 +109,7 @@ def test_cli_flags_reach_sample() -> None:
         ("--top-p 0.9", "--top-p needs --search sample"),
         ("--search sample --temperature 0", "temperature must be > 0"),
         ("--search sample --top-p 1.5", "top_p must be in"),
-        ("--search sample --nbest 2", "--nbest 2 needs --search beam"),
+        ("--search sample --nbest 2", "--nbest needs --search beam"),
     ],
 )
 def test_cli_rejects_inconsistent_flags(argv: str, message: str) -> None:

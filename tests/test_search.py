@@ -3,8 +3,11 @@
 import pytest
 import torch
 
+from seq2seq import registry
+from seq2seq.commands.common import search_options
+from seq2seq.commands.translate import build_parser
 from seq2seq.nn.model import ModelSpec, Seq2Seq
-from seq2seq.search import generate
+from seq2seq.search import Hypothesis, generate
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,81 @@ def test_beam_rejects_nbest_above_beam(model_and_batch):
     model, src, lengths = model_and_batch
     with pytest.raises(ValueError, match="nbest"):
         generate(model, src, lengths, "beam", beam_size=2, nbest=3)
+
+
+# ------------------------------------------------------------ flags from signatures
+
+
+def toy_strategy(
+    model,
+    src,
+    src_lengths,
+    *,
+    max_length: int = 200,
+    max_length_ratio: float = 2.0,
+    width: int = 3,
+    mode: str = "plain",
+    temperature: float = 1.0,
+):
+    """A toy strategy whose options become command-line flags.
+
+    Args:
+        width: how many toy rows to keep.
+        mode: the toy's mode.
+    """
+    return [[Hypothesis([5], -1.0)] for _ in range(src.size(0))]
+
+
+def _check_toy(*, width: int, **_) -> None:
+    if width < 1:
+        raise ValueError(f"toy: width must be >= 1, got {width}")
+
+
+toy_strategy.check_options = _check_toy
+
+
+@pytest.fixture
+def toy():
+    registry.register("search", "toy", toy_strategy)
+    yield
+    registry.unregister("search", "toy")
+
+
+def test_flags_come_from_the_strategy_signature(toy) -> None:
+    parser = build_parser()
+    text = " ".join(parser.format_help().split())
+    assert "--width WIDTH how many toy rows to keep [--search toy]" in text
+    assert "--mode MODE the toy's mode [--search toy]" in text
+    lines = parser.format_help().splitlines()
+    # shared by sample and toy: one flag
+    assert sum(line.strip().startswith("--temperature") for line in lines) == 1
+    assert "[--search sample, toy]" in text or "[--search sample, topk_sample, toy]" in text
+    options = search_options(parser.parse_args("--checkpoint x --search toy --width 4".split()))
+    assert options["width"] == 4 and isinstance(options["width"], int)
+    assert "mode" not in options  # not given: the strategy's default applies
+    with pytest.raises(SystemExit):  # the type hint is the flag's type
+        parser.parse_args("--checkpoint x --search toy --width wide".split())
+
+
+def test_flag_for_a_strategy_that_does_not_take_it_names_both(toy) -> None:
+    args = build_parser().parse_args("--checkpoint x --search beam --width 2".split())
+    with pytest.raises(ValueError, match="--width needs --search toy \\('beam' does not take it"):
+        search_options(args)
+
+
+def test_strategy_check_runs_before_any_model(toy) -> None:
+    args = build_parser().parse_args("--checkpoint x --search toy --width 0".split())
+    with pytest.raises(ValueError, match="toy: width must be >= 1"):
+        search_options(args)
+    args = build_parser().parse_args("--checkpoint x --search toy --search-option wdth=2".split())
+    with pytest.raises(registry.PluginOptionError, match="did you mean 'width'"):
+        search_options(args)
+
+
+def test_translate_help_lists_the_builtin_flags() -> None:
+    text = build_parser().format_help()
+    for flag in (
+        "--beam-size", "--nbest", "--length-penalty", "--min-length", "--no-repeat-ngram-size",
+        "--coverage-penalty", "--temperature", "--top-k", "--top-p", "--seed",
+    ):  # fmt: skip
+        assert f"  {flag} " in text, flag

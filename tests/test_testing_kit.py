@@ -11,10 +11,13 @@ from seq2seq import registry
 from seq2seq.search import Hypothesis
 from seq2seq.testing import (
     BUILTIN_CELL_SETTINGS,
+    CELL_CLAUSES,
     CellContractError,
+    DecoderContractError,
     SearchContractError,
     TokenizerContractError,
     check_cell,
+    check_decoder,
     check_search,
     check_tokenizer,
 )
@@ -280,3 +283,169 @@ def test_broken_search_strategies_fail_with_a_useful_message(strategy, what):
         check_search(strategy)
     assert what in str(info.value) and "How to fix:" in str(info.value)
     assert f"_check_search_{id(strategy)}" not in {i.name for i in registry.available("search")}
+
+
+def scores_as_tensors(model, src, src_lengths, *, max_length=200, max_length_ratio=2.0):
+    return [[Hypothesis([5], torch.tensor(-1.0))] for _ in range(src.size(0))]
+
+
+def worst_first(model, src, src_lengths, *, max_length=200, max_length_ratio=2.0):
+    return [[Hypothesis([5], -2.0), Hypothesis([6], -1.0)] for _ in range(src.size(0))]
+
+
+def trains_the_model(model, src, src_lengths, *, max_length=200, max_length_ratio=2.0):
+    model.train()
+    return [[Hypothesis([5], -1.0)] for _ in range(src.size(0))]
+
+
+@pytest.mark.parametrize(
+    "strategy,clause,what",
+    [
+        (scores_as_tensors, "scores are floats", "is not a float"),
+        (worst_first, "best first", "hypotheses are not best first"),
+        (trains_the_model, "model left unchanged", "left in training mode"),
+    ],
+)
+def test_each_search_clause_names_itself(strategy, clause, what):
+    with pytest.raises(SearchContractError) as info:
+        check_search(strategy)
+    assert f"[{clause}]" in str(info.value) and what in str(info.value)
+
+
+# ------------------------------------------------------------------ more tokenizer clauses
+
+
+class NoEmptyText(CharTokenizer):
+    def encode(self, text):
+        return super().encode(text) or [4]
+
+
+class KeepsSpecials(CharTokenizer):
+    def decode(self, ids):
+        return "".join(self.units[i] for i in ids if i != 1)
+
+
+class WritesNothing(CharTokenizer):
+    def save(self, directory):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.mark.parametrize(
+    "cls,clause",
+    [
+        (NoEmptyText, "empty text"),
+        (KeepsSpecials, "decode skips specials"),
+        (WritesNothing, "save writes files"),
+    ],
+)
+def test_each_tokenizer_clause_names_itself(cls, clause):
+    with pytest.raises(TokenizerContractError) as info:
+        check_tokenizer(cls)
+    assert f"[{clause}]" in str(info.value)
+
+
+def test_cell_errors_name_their_clause():
+    with pytest.raises(CellContractError, match=r"\[padding invariance\]"):
+        check_cell(DependsOnBatchSize)
+    assert [name for name, _ in CELL_CLAUSES][-1] == "fused equals step"
+
+
+# ------------------------------------------------------------------ decoders
+
+
+@pytest.mark.parametrize("name", ["fixed", "bahdanau", "luong"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_builtin_decoders_pass(name, cell):
+    check_decoder(registry.load("decoders", name), cell=cell)
+
+
+class GoodDecoder(nn.Module):
+    """A fixed-vector decoder written the way a plugin author would; broken variants below."""
+
+    def __init__(self, *, embedding_size, encoder_size, hidden_size, cell, cell_options,
+                 num_layers, dropout, fused):  # fmt: skip
+        super().__init__()
+        self.output_size = hidden_size
+        self.bridge = nn.Linear(encoder_size, hidden_size)
+        self.rnn = nn.GRUCell(embedding_size, hidden_size)
+
+    def init_state(self, enc):
+        return torch.tanh(self.bridge(enc.summary))
+
+    def step(self, emb, enc, state):
+        h = self.rnn(emb, state)
+        return h, h
+
+    def forward(self, emb, enc, state):
+        outputs = []
+        for t in range(emb.size(1)):
+            h, state = self.step(emb[:, t], enc, state)
+            outputs.append(h)
+        return torch.stack(outputs, 1)
+
+
+class IgnoresSource(GoodDecoder):
+    def init_state(self, enc):
+        return enc.summary.new_zeros(enc.summary.size(0), self.output_size) + 0 * self.bridge.bias
+
+
+class ForwardDiffersFromStep(GoodDecoder):
+    def forward(self, emb, enc, state):
+        return super().forward(emb, enc, state) * 2
+
+
+class TimeMajorState(GoodDecoder):
+    def init_state(self, enc):
+        return super().init_state(enc).t()
+
+    def step(self, emb, enc, state):
+        h = self.rnn(emb, state.t())
+        return h, h.t()
+
+
+class CachesSentences(GoodDecoder):
+    """Keeps the source summary on self: reordering sentences (beam search) breaks it."""
+
+    def init_state(self, enc):
+        self.summary = enc.summary
+        return super().init_state(enc)
+
+    def step(self, emb, enc, state):
+        h = self.rnn(emb + self.summary[:, :1], state)
+        return h, h
+
+
+class NoOutputSize(GoodDecoder):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        del self.output_size
+
+
+class BadAttention(GoodDecoder):
+    def attention_weights(self, state):
+        return torch.ones(state.size(0), 6, dtype=state.dtype)
+
+
+@pytest.mark.parametrize(
+    "cls,clause,what",
+    [
+        (NoOutputSize, "builds a module", "output_size is None"),
+        (TimeMajorState, "state is batch-first", "batch-first"),
+        (ForwardDiffersFromStep, "forward equals step", "differs from calling step"),
+        (CachesSentences, "rows follow reordering", "reordering the sentences"),
+        (BadAttention, "attention weights", "do not sum to 1"),
+        (IgnoresSource, "gradient flow", "ignores the source"),
+    ],
+)
+def test_broken_decoders_fail_with_the_clause(cls, clause, what):
+    check_decoder(GoodDecoder)
+    with pytest.raises(DecoderContractError) as info:
+        check_decoder(cls)
+    message = str(info.value)
+    assert message.startswith(f"decoder factory {cls.__qualname__}: [{clause}]"), message
+    assert what in message and "How to fix:" in message
+
+
+def test_decoder_options_are_checked():
+    with pytest.raises(DecoderContractError, match="unknown option 'depth'"):
+        check_decoder(GoodDecoder, depth=2)

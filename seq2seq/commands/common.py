@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO
 
+from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import tune_allocator
 from seq2seq.registry import PluginError
+from seq2seq.search import check_options
 
 log = logging.getLogger("seq2seq")
 
@@ -39,57 +45,94 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-# Flags of the built-in strategies beyond beam size/n-best: flag -> (option, type, strategy, help).
-STRATEGY_FLAGS: dict[str, tuple[str, Callable[[str], Any], str, str]] = {
-    "--min-length": ("min_length", non_negative_int, "beam", "no EOS before this many tokens"),
-    "--no-repeat-ngram-size": (
-        "no_repeat_ngram_size",
-        non_negative_int,
-        "beam",
-        "never repeat an n-gram of this size within a hypothesis (0 = off)",
-    ),
-    "--coverage-penalty": (
-        "coverage_penalty",
-        float,
-        "beam",
-        "GNMT coverage penalty beta (0 = off; needs an attention decoder)",
-    ),
-    "--temperature": ("temperature", float, "sample", "divide logits by this (sample)"),
-    "--top-k": ("top_k", non_negative_int, "sample", "sample among the k best tokens (0 = off)"),
-    "--top-p": ("top_p", float, "sample", "nucleus: smallest set with this mass (1 = off)"),
-    "--seed": ("seed", int, "sample", "seed of the sampler: same seed, same output"),
-}
+@dataclass
+class SearchFlag:
+    """One command-line flag made from a keyword parameter that search strategies share."""
+
+    option: str  # the parameter's name, e.g. top_k
+    kind: Callable[[str], Any]  # argparse type, from the type hint
+    help: str
+    strategies: list[str] = field(default_factory=list)  # the strategies that take it
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.option.replace("_", "-")
+
+
+def _flag_type(hint: Any) -> Callable[[str], Any]:
+    """argparse type for a parameter's type hint (Optional[X] → X; anything else parsed)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    return {int: int, float: float, str: str}.get(hint, _parse_value)
+
+
+def _docstring_args(obj: Any) -> dict[str, str]:
+    """Parameter help from a Google-style `Args:` section of the docstring."""
+    found: dict[str, str] = {}
+    name, in_args = None, False
+    for line in inspect.cleandoc(getattr(obj, "__doc__", None) or "").splitlines():
+        if not line.startswith(" ") and line.strip():
+            in_args, name = line.strip() == "Args:", None
+            continue
+        head, sep, text = line.strip().partition(":")
+        if in_args and sep and line.startswith("    ") and not line.startswith("     "):
+            name = head.split(" ")[0]
+            found[name] = text.strip()
+        elif in_args and name and line.strip():
+            found[name] += " " + line.strip()
+    return found
+
+
+def search_flags() -> dict[str, SearchFlag]:
+    """The options of every installed strategy, as flags; one flag per shared name.
+
+    A strategy that fails to import contributes no flags (choosing it reports why).
+    """
+    flags: dict[str, SearchFlag] = {}
+    for info in registry.available("seq2seq.search"):
+        try:
+            strategy = registry.load("seq2seq.search", info.name)
+        except PluginError:
+            continue
+        params = registry.plugin_options("seq2seq.search", strategy) or []
+        hints = registry._type_hints(strategy)
+        docs = _docstring_args(strategy)
+        for p in params:
+            entry = flags.get(p.name) or SearchFlag(
+                p.name, _flag_type(hints.get(p.name)), docs.get(p.name, "")
+            )
+            entry.help = entry.help or docs.get(p.name, "")
+            entry.strategies.append(info.name)
+            flags[p.name] = entry
+    return flags
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Search flags: the limits every strategy takes, then each strategy's own options.
+
+    Call it after every other argument: a strategy option whose flag the command
+    already has is left to --search-option.
+    """
     group = parser.add_argument_group("search")
     group.add_argument(
         "--search",
         default="greedy",
-        help="strategy from the seq2seq.search group: greedy, beam, sample, …",
+        help="strategy from the seq2seq.search group: "
+        + ", ".join(sorted({info.name for info in registry.available("seq2seq.search")})),
     )
-    group.add_argument("--beam-size", type=positive_int, default=5)
-    group.add_argument(
-        "--nbest",
-        type=positive_int,
-        default=1,
-        help="hypotheses per input line (beam), tab-separated on that line",
-    )
-    group.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha (beam)")
     group.add_argument(
         "--max-length", type=positive_int, default=200, help="most tokens generated per sentence"
     )
     group.add_argument(
         "--max-length-ratio", type=float, default=2.0, help="most tokens per source token (+10)"
     )
-    for flag, (_, kind, strategy, text) in STRATEGY_FLAGS.items():
-        group.add_argument(flag, type=kind, default=None, help=f"{text} [--search {strategy}]")
     group.add_argument(
         "--search-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra option passed to a search plugin (repeatable)",
+        help="an option of the chosen strategy that has no flag of its own (repeatable)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="cpu")
@@ -100,6 +143,19 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
         "fp16: autocast on a CUDA GPU",
     )
+    taken = set(parser._option_string_actions)
+    for entry in search_flags().values():
+        if entry.flag in taken:
+            continue
+        text = f"{entry.help.rstrip('.')} " if entry.help else ""
+        group.add_argument(
+            entry.flag,
+            dest=f"search_{entry.option}",
+            type=entry.kind,
+            default=None,
+            metavar=entry.option.upper(),
+            help=f"{text}[--search {', '.join(entry.strategies)}]",
+        )
 
 
 def load_translator(args):
@@ -123,51 +179,31 @@ def _parse_value(text: str) -> Any:
 
 
 def search_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword options for the chosen search; inconsistent flags are a ValueError (exit 2)."""
+    """Keyword options for the chosen search, checked before any model loads.
+
+    A flag given for a strategy that does not take it, or a value the strategy
+    cannot use, is a ValueError (exit 2); an unknown strategy a PluginError.
+    """
     options: dict[str, Any] = {
         "max_length": args.max_length,
         "max_length_ratio": args.max_length_ratio,
     }
-    if args.search == "beam":
-        if args.nbest > args.beam_size:
-            raise ValueError(f"--nbest {args.nbest} cannot exceed --beam-size {args.beam_size}")
-        options.update(
-            beam_size=args.beam_size, nbest=args.nbest, length_penalty=args.length_penalty
-        )
-    elif args.nbest > 1:
-        raise ValueError(
-            f"--nbest {args.nbest} needs --search beam ('{args.search}' gives one hypothesis)"
-        )
-    options.update(_strategy_flags(args))
+    for entry in search_flags().values():
+        value = getattr(args, f"search_{entry.option}", None)
+        if value is None:
+            continue
+        if args.search not in entry.strategies:
+            raise ValueError(
+                f"{entry.flag} needs --search {' or '.join(entry.strategies)} "
+                f"('{args.search}' does not take it)"
+            )
+        options[entry.option] = value
     for item in args.search_option:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
         options[key.replace("-", "_")] = _parse_value(value)
-    return options
-
-
-def _strategy_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The built-in strategy flags that were given; one meant for another strategy is an error."""
-    options = {}
-    for flag, (key, _, strategy, _) in STRATEGY_FLAGS.items():
-        value = getattr(args, key, None)
-        if value is None:
-            continue
-        if args.search != strategy:
-            raise ValueError(
-                f"{flag} needs --search {strategy} (got --search {args.search}; a plugin's "
-                f"options go through --search-option KEY=VALUE)"
-            )
-        options[key] = value
-    if args.search == "sample":
-        from seq2seq.search.sample import check_sample_options
-
-        check_sample_options(
-            options.get("temperature", 1.0), options.get("top_k", 0), options.get("top_p", 1.0)
-        )
-    if options.get("coverage_penalty", 0.0) < 0:
-        raise ValueError(f"--coverage-penalty must be >= 0, got {options['coverage_penalty']}")
+    check_options(args.search, options)
     return options
 
 

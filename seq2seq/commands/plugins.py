@@ -30,32 +30,9 @@ class PluginRow:
     options: str = ""  # the options a user may set, with defaults
 
 
-# What seq2seq itself passes to each group's factory (DESIGN.md §2); the rest are options.
-_FIXED = {
-    "seq2seq.cells": ((0, 0), ()),
-    "seq2seq.tokenizers": ((0, 0), ()),
-    "seq2seq.decoders": (
-        (),
-        (
-            "embedding_size",
-            "encoder_size",
-            "hidden_size",
-            "cell",
-            "cell_options",
-            "num_layers",
-            "dropout",
-            "fused",
-        ),
-    ),
-    "seq2seq.search": ((0, 0, 0), ("max_length", "max_length_ratio")),
-}
-
-
 def options_of(group: str, obj: object) -> str:
     """The user-settable options of a loaded plugin, e.g. "activation='tanh'"."""
-    fixed, framework = _FIXED.get(group, ((), ()))
-    target = getattr(obj, "train", None) if group == "seq2seq.tokenizers" else obj
-    params = registry.accepted_options(target, fixed, dict.fromkeys(framework))
+    params = registry.plugin_options(group, obj)
     if params is None:
         return "?"
     return ", ".join(registry._describe_parameter(p) for p in params) or "none"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import registry
 from seq2seq.commands.common import (
     add_search_arguments,
     load_translator,
@@ -50,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
     )
-    add_search_arguments(parser)
     attention = parser.add_argument_group("attention (needs an attention decoder)")
     attention.add_argument(
         "--print-alignment",
@@ -70,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "source subword tokens across the top, target tokens (with </s>) down the side; "
         "with --nbest, the best hypothesis. Empty input lines get no file",
     )
+    add_search_arguments(parser)  # last: strategy options never shadow the flags above
     return parser
 
 
@@ -133,8 +132,9 @@ def _attention_outputs(
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = search_options(args)  # inconsistent flags fail before the model loads
-    registry.load("seq2seq.search", args.search)  # so does an unknown strategy
+    # Inconsistent flags and an unknown strategy fail before the model loads.
+    options = search_options(args)
+    nbest = options.get("nbest", 1)
     if args.threads:
         torch.set_num_threads(args.threads)
     with ExitStack() as stack:
@@ -176,7 +176,7 @@ def _main(argv: list[str] | None = None) -> int:
                     chunk,
                     results,
                     first_line=first_line,
-                    nbest=args.nbest,
+                    nbest=nbest,
                     batch_size=args.batch_size,
                     plot_dir=plot_dir,
                     print_alignment=args.print_alignment,
@@ -184,7 +184,7 @@ def _main(argv: list[str] | None = None) -> int:
             for index, hyps in enumerate(results):
                 # detokenize() maps tabs and line breaks to spaces: one line per input line.
                 fields = []
-                for rank, hyp in enumerate(hyps[: args.nbest]):
+                for rank, hyp in enumerate(hyps[:nbest]):
                     fields.append(translator.detokenize(hyp))
                     if args.print_alignment:
                         found = alignments[index]

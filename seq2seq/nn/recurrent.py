@@ -1,6 +1,6 @@
 """Running any cell over time: the one loop, its fused shortcut, layers and directions.
 
-A cell only knows one step (DESIGN.md §2). This module unrolls it over a padded
+A cell only knows one step (`seq2seq.contracts.Cell`). This module unrolls it over a padded
 batch, keeps padded steps from touching the state, reverses sequences for the
 backward direction and stacks layers. Cells that offer `forward_sequence` (the
 built-ins, through torch's fused kernels) take that path when `fused=True`; the

@@ -1,17 +1,22 @@
 """Generation strategies (`seq2seq.search`).
 
 A strategy is a callable `strategy(model, src, src_lengths, *, max_length, max_length_ratio,
-**options) -> list[list[Hypothesis]]`: for each sentence, its hypotheses best first.
+**options) -> list[list[Hypothesis]]`: for each sentence, its hypotheses best first. The
+full contract is `seq2seq.contracts.SearchStrategy`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from seq2seq import registry
+from seq2seq.contracts import framework_arguments
 from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -62,23 +67,41 @@ def decode_one_by_one(
     return hyps
 
 
-def generate(
-    model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options
-) -> list[list[Hypothesis]]:
-    from seq2seq import registry
-
+def _load_checked(strategy: str, options: dict[str, Any], model=None, src=None, lengths=None):
+    """The strategy `strategy`, after checking `options` against its signature."""
     search = registry.load("seq2seq.search", strategy)
-    # Every strategy takes the length limits (the contract); the rest are its own options.
-    limits = {key: options[key] for key in ("max_length", "max_length_ratio") if key in options}
-    own = {key: value for key, value in options.items() if key not in limits}
+    _, framework = framework_arguments("seq2seq.search")
     registry.validate_options(
         "search",
         strategy,
         search,
-        own,
-        fixed=(model, src, src_lengths),
-        framework=limits,
+        {key: value for key, value in options.items() if key not in framework},
+        fixed=(model, src, lengths),
+        framework={key: options[key] for key in framework if key in options},
         source="--search-option",
     )
+    return search
+
+
+def check_options(strategy: str, options: dict[str, Any]) -> None:
+    """Fail on options `strategy` cannot take, before any model is loaded.
+
+    Checks names and types against the strategy's signature, then calls the
+    strategy's own `check_options` (if it has one) with every keyword option,
+    defaults filled in.
+    """
+    search = _load_checked(strategy, options)
+    check = getattr(search, "check_options", None)
+    if check is None:
+        return
+    settable = inspect.signature(search).parameters.values()
+    values = {p.name: p.default for p in settable if p.default is not inspect.Parameter.empty}
+    check(**{**values, **options})
+
+
+def generate(
+    model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options
+) -> list[list[Hypothesis]]:
+    search = _load_checked(strategy, options, model, src, src_lengths)
     with torch.inference_mode():
         return search(model, src, src_lengths, **options)

@@ -16,6 +16,7 @@ hypothesis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -89,17 +90,30 @@ class _Finished:
         return results
 
 
-def _check_options(beam_size: int, nbest: int, no_repeat_ngram_size: int, beta: float) -> None:
+def check_beam_options(
+    *,
+    beam_size: int,
+    nbest: int,
+    min_length: int,
+    no_repeat_ngram_size: int,
+    coverage_penalty: float,
+    **_: Any,
+) -> None:
+    """ValueError for settings beam search cannot use (the command line checks them early)."""
     if beam_size < 1:
         raise ValueError(f"beam: beam_size must be >= 1, got {beam_size}")
+    if nbest < 1:
+        raise ValueError(f"beam: nbest must be >= 1, got {nbest}")
     if nbest > beam_size:
         raise ValueError(f"beam: nbest ({nbest}) cannot exceed beam_size ({beam_size})")
+    if min_length < 0:
+        raise ValueError(f"beam: min_length must be >= 0, got {min_length}")
     if no_repeat_ngram_size < 0:
         raise ValueError(
             f"beam: no_repeat_ngram_size must be >= 0 (0 = off), got {no_repeat_ngram_size}"
         )
-    if beta < 0:
-        raise ValueError(f"beam: coverage_penalty must be >= 0 (0 = off), got {beta}")
+    if coverage_penalty < 0:
+        raise ValueError(f"beam: coverage_penalty must be >= 0 (0 = off), got {coverage_penalty}")
 
 
 def _attention(model, state) -> Tensor:
@@ -132,8 +146,24 @@ def beam_search(
     A sentence is done when `beam_size` hypotheses have ended (EOS, or its length
     limit) among the top `beam_size` candidates of a step; EOS is forbidden before
     `min_length` tokens.
+
+    Args:
+        beam_size: hypotheses kept per sentence at every step.
+        nbest: hypotheses returned per sentence (on the command line: tab-separated on
+            the input's line).
+        length_penalty: GNMT length penalty alpha (0 = off).
+        min_length: no EOS before this many tokens.
+        no_repeat_ngram_size: never repeat an n-gram of this size within a hypothesis
+            (0 = off).
+        coverage_penalty: GNMT coverage penalty beta (0 = off; needs an attention decoder).
     """
-    _check_options(beam_size, nbest, no_repeat_ngram_size, coverage_penalty)
+    check_beam_options(
+        beam_size=beam_size,
+        nbest=nbest,
+        min_length=min_length,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        coverage_penalty=coverage_penalty,
+    )
     batch, k, device = src.size(0), beam_size, src.device
     enc = model.encode(src, src_lengths)
     state = model.init_state(enc)
@@ -214,3 +244,6 @@ def beam_search(
             coverage = coverage.index_select(0, source)
 
     return finished.best(batch, nbest)
+
+
+beam_search.check_options = check_beam_options

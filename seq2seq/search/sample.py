@@ -7,20 +7,27 @@ output without touching the global RNG. `top_k=1` is greedy search.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
 
 
-def check_sample_options(temperature: float, top_k: int, top_p: float) -> None:
-    """ValueError for settings that cannot sample (shared with the CLI, to fail early)."""
+def check_sample_options(
+    *, temperature: float, top_k: int, top_p: float, strategy: str = "sample", **_: Any
+) -> None:
+    """ValueError for settings that cannot sample (the command line checks them early).
+
+    `strategy` names the strategy in the message (sampling plugins share this check).
+    """
     if not temperature > 0:
-        raise ValueError(f"sample: temperature must be > 0, got {temperature}")
+        raise ValueError(f"{strategy}: temperature must be > 0, got {temperature}")
     if top_k < 0:
-        raise ValueError(f"sample: top_k must be >= 0 (0 = off), got {top_k}")
+        raise ValueError(f"{strategy}: top_k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"sample: top_p must be in (0, 1] (1 = off), got {top_p}")
+        raise ValueError(f"{strategy}: top_p must be in (0, 1] (1 = off), got {top_p}")
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -54,8 +61,15 @@ def sample_search(
 
     One sample per sentence; its score is its log-probability under the model
     (without temperature or filtering), as greedy's is.
+
+    Args:
+        temperature: divide the logits by this before sampling (< 1: more conservative).
+        top_k: sample among the k most probable tokens only (0 = off; 1 = greedy).
+        top_p: nucleus sampling: among the smallest set of tokens holding this
+            probability mass (1 = off).
+        seed: seed of a private random generator: the same seed gives the same output.
     """
-    check_sample_options(temperature, top_k, top_p)
+    check_sample_options(temperature=temperature, top_k=top_k, top_p=top_p)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=src.device)
@@ -71,3 +85,6 @@ def sample_search(
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     return [[h] for h in decode_one_by_one(model, enc, state, limits, draw)]
+
+
+sample_search.check_options = check_sample_options

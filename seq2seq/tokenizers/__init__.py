@@ -1,4 +1,4 @@
-"""Tokenizers: trained on the training split, saved inside checkpoints, reversible.
+"""Tokenizers (`seq2seq.tokenizers`): the contract is `seq2seq.contracts.Tokenizer`.
 
 Every tokenizer reserves the same four special ids so that models, losses and
 search never need to ask which is which.
@@ -6,33 +6,22 @@ search never need to ask which is which.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from seq2seq import registry
+from seq2seq.contracts import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Tokenizer
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
-
-
-class Tokenizer(Protocol):
-    vocab_size: int
-
-    @classmethod
-    def train(cls, texts: list[str], vocab_size: int, **options: Any) -> Tokenizer: ...
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
-
-    def pieces(self, ids: list[int]) -> list[str]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> Tokenizer: ...
-
-    def save(self, directory: Path) -> None: ...
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "PAD_ID",
+    "SPECIALS",
+    "UNK_ID",
+    "Tokenizer",
+    "tokenizer_from_state",
+    "tokenizer_to_state",
+    "train_tokenizer",
+]
 
 
 def train_tokenizer(kind: str, texts: list[str], vocab_size: int, **options: Any) -> Tokenizer:

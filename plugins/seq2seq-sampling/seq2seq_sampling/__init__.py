@@ -1,34 +1,29 @@
 """Sampling search for seq2seq: temperature, top-k and nucleus (top-p), seedable.
 
-A `seq2seq.search` plugin: `seq2seq-translate --search topk_sample
---search-option temperature=0.7 --search-option top_p=0.9 --search-option seed=1`.
+A `seq2seq.search` plugin: `seq2seq-translate --search topk_sample --temperature 0.7
+--top-p 0.9 --seed 1 --num-samples 3` (the flags come from `topk_sample`'s signature).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from seq2seq.nn.recurrent import map_state
 from seq2seq.search import Hypothesis, decode_one_by_one, length_limits
+from seq2seq.search.sample import check_sample_options, filter_logits
 
 __all__ = ["filter_logits", "topk_sample"]
 __version__ = "0.1.0"
 
 
-def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
-    """Set to -inf every logit outside the top k and outside the smallest set of mass top_p."""
-    if top_k > 0 and top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        # Drop a token when the mass before it already reaches top_p (the best always stays).
-        drop = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
-        drop[:, 0] = False
-        logits = logits.masked_fill(drop.scatter(1, order, drop), -float("inf"))
-    return logits
+def check_topk_sample_options(*, num_samples: int, **options: Any) -> None:
+    """ValueError for settings topk_sample cannot use (seq2seq-translate checks them early)."""
+    check_sample_options(strategy="topk_sample", **options)
+    if num_samples < 1:
+        raise ValueError(f"topk_sample: num_samples must be >= 1, got {num_samples}")
 
 
 def topk_sample(
@@ -50,15 +45,18 @@ def topk_sample(
     log-probability under the model (without temperature). `top_k=0` and
     `top_p=1.0` switch those filters off; `top_k=1` is greedy search. With a
     `seed`, the same input in the same batch gives the same samples.
+
+    Args:
+        temperature: divide the logits by this before sampling (< 1: more conservative).
+        top_k: sample among the k most probable tokens only (0 = off).
+        top_p: nucleus sampling: among the smallest set of tokens holding this
+            probability mass (1 = off).
+        seed: seed of a private random generator: the same seed gives the same output.
+        num_samples: translations drawn per sentence, returned best first.
     """
-    if not temperature > 0:
-        raise ValueError(f"topk_sample: temperature must be > 0, got {temperature}")
-    if top_k < 0:
-        raise ValueError(f"topk_sample: top_k must be >= 0 (0 = off), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"topk_sample: top_p must be in (0, 1] (1 = off), got {top_p}")
-    if num_samples < 1:
-        raise ValueError(f"topk_sample: num_samples must be >= 1, got {num_samples}")
+    check_topk_sample_options(
+        temperature=temperature, top_k=top_k, top_p=top_p, num_samples=num_samples
+    )
     device = src.device
     generator = None
     if seed is not None:
@@ -83,3 +81,6 @@ def topk_sample(
         sorted(hyps[i * num_samples : (i + 1) * num_samples], key=lambda h: -h.score)
         for i in range(batch)
     ]
+
+
+topk_sample.check_options = check_topk_sample_options
