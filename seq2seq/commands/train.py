@@ -13,7 +13,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.config import composition_error_message, validate
@@ -87,17 +86,18 @@ def _hydra_main(cfg: DictConfig) -> dict:
 
 
 def main() -> None:
-    """Hydra reports a config it cannot compose (an unknown key, a value of the wrong type)
-    with a hint that does not fit a typed schema (`+KEY=VALUE`). Unless the user asked for
-    its full stack traces (HYDRA_FULL_ERROR), Hydra is told to raise such errors instead,
-    and they are reported here in one line, with exit status 2 like every config mistake."""
+    """Train from the command line. Hydra reports a config it cannot compose (an unknown
+    key, a value of the wrong type) with a hint that does not fit a typed schema
+    (`+KEY=VALUE`). Unless the user asked for its full stack traces (HYDRA_FULL_ERROR),
+    Hydra is told to raise such errors instead, and they are reported here in one line,
+    with exit status 2 like every config mistake."""
     if os.environ.get("HYDRA_FULL_ERROR"):
         _hydra_main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _hydra_main()
-    except (HydraException, OmegaConfBaseException) as exc:
+    except HydraException as exc:  # composing the config failed; training never started
         print(f"error: {composition_error_message(exc)}", file=sys.stderr)
         sys.exit(2)
     finally:

@@ -1,6 +1,8 @@
-"""One line for each config mistake that Hydra or OmegaConf refuses while composing:
-an unknown key (with a did-you-mean), a value of the wrong type (with what is allowed),
-a config group option that does not exist, an override that does not parse."""
+"""One line for each config mistake that Hydra or OmegaConf refuses while composing (or
+while `validate` fits a config built without Hydra to its schema): an unknown key (with a
+did-you-mean and the keys there are), a value of the wrong type (with what is allowed), a
+config group option that does not exist. Hydra's own wording suits untyped configs, e.g.
+`+model.cel=gru` for a misspelt key, which a typed schema refuses."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from omegaconf.errors import (
 )
 
 from seq2seq.config.rules import did_you_mean
+from seq2seq.config.schema import SCHEMAS
 
 TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
@@ -34,6 +37,14 @@ def composition_error_message(exc: BaseException) -> str:
     return _first_line(getattr(cause, "msg", None) or str(cause))
 
 
+def unknown_key(full_key: str, known: list[str]) -> str:
+    """'unknown config key ...' with the closest of the `known` keys and the whole list."""
+    parent, _, key = full_key.rpartition(".")
+    prefix = f"{parent}." if parent else ""
+    listing = f"; {parent or 'the config'} has: {', '.join(known)}" if known else ""
+    return f"unknown config key '{full_key}'{did_you_mean(key, known, prefix)}{listing}"
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
@@ -46,16 +57,6 @@ def _unknown_key(exc: OmegaConfBaseException) -> str:
     else:
         known = []
     return unknown_key(str(exc.full_key or exc.key), known)
-
-
-def unknown_key(full_key: str, known: list[str]) -> str:
-    """'unknown config key ...' with the closest of the `known` keys beside it."""
-    parent, _, key = full_key.rpartition(".")
-    prefix = f"{parent}." if parent else ""
-    hint = did_you_mean(key, known).replace("'", f"'{prefix}", 1)
-    if not hint and known:
-        hint = f"; the keys of {parent or 'the config'} are: {', '.join(known)}"
-    return f"unknown config key '{full_key}'{hint}"
 
 
 def _wrong_type(exc: ValidationError) -> str:
@@ -78,8 +79,11 @@ def _type_name(annotation: Any) -> str:
 
 
 def _missing_option(text: str) -> str:
-    """Hydra's 'Could not find ... Available options in ...' without its search path."""
+    """Hydra's 'Could not find ... Available options in ...' without its search path and
+    without the schema entries, which are not options to choose."""
     head, _, rest = text.partition("Available options in")
-    options = rest.split("Config search path:")[0].split()
-    listing = f"; available in {options[0].rstrip(':')}: {', '.join(options[1:])}" if rest else ""
+    words = rest.split("Config search path:")[0].split()
+    schemas = {name for _, name in SCHEMAS}
+    options = [w for w in words[1:] if w not in schemas]
+    listing = f"; available in {words[0].rstrip(':')}: {', '.join(options)}" if words else ""
     return _first_line(head) + listing

@@ -1,70 +1,82 @@
-"""One check of a composed config, right after Hydra composes it and before any data work:
+"""One check of a whole config, right after Hydra composes it and before any data work:
 values left unset (???), the rules on the schema's fields (ranges, choices, installed
-plugins) and the few rules that tie two keys together."""
+plugins) and the rule that ties trainer keys together. A config built without Hydra (the
+Python API) is first fitted to its task's schema, so it gets the same type checks."""
 
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from seq2seq.config.errors import unknown_key
+from seq2seq.config.errors import composition_error_message, unknown_key
 from seq2seq.config.rules import one_of
+from seq2seq.config.schema import TASK_SCHEMAS
 
-TASK = one_of("translation", "lm")
+TASK = one_of(*TASK_SCHEMAS)
 
 
 class ConfigError(ValueError):
-    """The composed config has values that are unset or not allowed; the message names each."""
+    """The config has keys that are unknown, unset or not allowed; the message names each
+    and what is allowed."""
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming every key that is unset or not allowed, and what is allowed."""
+    """Raise ConfigError naming every key that is unknown, unset or not allowed, and what
+    is allowed; return quietly for a config that training can use. A group built without
+    Hydra (an untyped DictConfig) is replaced in `cfg` by its typed version."""
+    problem = TASK.problem("task", cfg.get("task"))
+    if problem:
+        raise ConfigError(problem)
+    for group, schema in TASK_SCHEMAS[cfg.task].items():
+        if isinstance(cfg.get(group), DictConfig) and OmegaConf.get_type(cfg[group]) is dict:
+            cfg[group] = _fitted(cfg[group], schema)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(
             f"config value(s) not set: {', '.join(missing)} (??? in the config). "
             f"Set each on the command line, e.g. {missing[0]}=VALUE"
         )
-    problems = [TASK.problem("task", cfg.task)]
-    for group in ("model", "trainer", "data", "tokenizer"):
-        node = cfg.get(group)
-        if isinstance(node, DictConfig):
-            problems += _rule_problems(node, group)
-    if not any(problems):
-        problems += _averaging_problems(cfg.get("trainer"))
-    problems = [p for p in problems if p]
+    problems = [p for group in TASK_SCHEMAS[cfg.task] for p in _problems(cfg, group)]
+    problems = problems or _averaging_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
 
 
-def _rule_problems(node: DictConfig, path: str) -> list[str | None]:
-    """The rule of every field of this node's schema (and its nested schemas)."""
-    schema = OmegaConf.get_type(node)
+def _fitted(node: DictConfig, schema: type) -> DictConfig:
+    """`node` merged onto its schema: unknown keys and values of the wrong type refused."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(composition_error_message(exc)) from None
+
+
+def _problems(node: DictConfig, path: str) -> list[str]:
+    """Unknown keys and broken rules under `node[path's last part]` (nested schemas too)."""
+    parent, _, key = path.rpartition(".")
+    value = node.get(key)
+    schema = OmegaConf.get_type(value) if isinstance(value, DictConfig) else None
     if not is_dataclass(schema):
         return []
     known = [spec.name for spec in fields(schema)]
-    problems: list[str | None] = [
-        unknown_key(f"{path}.{key}", known) for key in node if key not in known
-    ]
+    problems = [unknown_key(f"{path}.{k}", known) for k in value if k not in known]
     for spec in fields(schema):
-        value = node[spec.name]
-        key = f"{path}.{spec.name}"
-        if isinstance(value, DictConfig):
-            problems += _rule_problems(value, key)
+        if isinstance(value[spec.name], DictConfig) and is_dataclass(
+            OmegaConf.get_type(value[spec.name])
+        ):
+            problems += _problems(value, f"{path}.{spec.name}")
         elif "rule" in spec.metadata:
-            problems.append(spec.metadata["rule"].problem(key, value))
-    return problems
+            problems.append(spec.metadata["rule"].problem(f"{path}.{spec.name}", value[spec.name]))
+    return [p for p in problems if p]
 
 
-def _averaging_problems(trainer: Any) -> list[str]:
+def _averaging_problems(cfg: DictConfig) -> list[str]:
     """trainer.average_last=N averages the final weights with the N-1 newest step_*.pt."""
-    average = (trainer or {}).get("average_last") or 0
-    if average < 2:
-        return []
+    trainer = cfg.trainer
+    average = trainer.get("average_last") or 0
     every, keep = trainer.checkpoint_every, trainer.keep_last
-    if every and (keep or 0) >= average - 1:
+    if average < 2 or (every and (keep or 0) >= average - 1):
         return []
     return [
         f"trainer.average_last={average} averages the final weights with the "

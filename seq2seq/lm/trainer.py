@@ -60,15 +60,13 @@ class LMTrainer(TrainingRun):
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         super().__init__(cfg, run_dir)
         self.last_metrics: dict[str, float] | None = None
-        tbptt = self.tcfg.get("tbptt") or {}
-        self.k1 = tbptt.get("k1")
-        self.k2 = tbptt.get("k2")
-        self.clip_norm = float(self.tcfg.clip_norm) if self.tcfg.get("clip_norm") else None
+        self.k1, self.k2 = self.tcfg.tbptt.k1, self.tcfg.tbptt.k2
+        self.clip_norm = self.tcfg.clip_norm or None  # 0 and null: off
 
     # ----------------------------------------------------------------- setup
     def setup(self) -> None:
         seed_everything(self.tcfg.seed)
-        if self.tcfg.get("threads"):
+        if self.tcfg.threads:
             torch.set_num_threads(self.tcfg.threads)
         resumed = self.load_resume(
             ("optimizer", "lm_spec"),
@@ -79,9 +77,7 @@ class LMTrainer(TrainingRun):
         if resumed:
             self.vocab = CharVocab.from_state_dict(resumed["vocab"])
         else:
-            self.vocab = CharVocab.build(
-                self.text.train, int(data.get("min_char_count", 1)), unk=bool(data.get("unk", True))
-            )
+            self.vocab = CharVocab.build(self.text.train, data.min_char_count, unk=data.unk)
         save_vocab(self.vocab, self.run_dir / "vocab")
         self.train_ids = torch.tensor(self.vocab.encode(self.text.train), dtype=torch.long)
         self.valid_ids = torch.tensor(self.vocab.encode(self.text.valid), dtype=torch.long)
@@ -91,7 +87,7 @@ class LMTrainer(TrainingRun):
                 log.info(
                     "%d held-out characters are outside the vocabulary (scored as U+FFFD)", unseen
                 )
-        self.newline_id = self.vocab.index.get("\n") if data.get("shuffle_lines", True) else None
+        self.newline_id = self.vocab.index.get("\n") if data.shuffle_lines else None
         self.spec = LMSpec.from_config(self.cfg.model, len(self.vocab))
         self.model = CharLM(self.spec).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
@@ -154,7 +150,7 @@ class LMTrainer(TrainingRun):
         self.model.eval()
         inputs, targets = eval_streams(self.valid_ids, self.tcfg.batch_size)
         inputs, targets = inputs.to(self.device), targets.to(self.device)
-        chunk = int(self.tcfg.get("eval_chunk") or 500)
+        chunk = self.tcfg.eval_chunk
         total, count = 0.0, 0
         with torch.inference_mode():
             state = self.model.initial_state(inputs.size(0))
@@ -247,7 +243,7 @@ class LMTrainer(TrainingRun):
         self.setup()
         self._install_signal_handlers()
         t, p = self.tcfg, self.progress
-        show_table = bool(t.get("show_table"))
+        show_table = t.show_table
         if show_table and p.step == 0:
             self._show_table("before training")
         self.model.train()
@@ -314,7 +310,7 @@ class LMTrainer(TrainingRun):
                         "char/s": f"{record['chars_per_s']:.0f}",
                         "clipped": f"{100 * record['clip_fraction']:.0f}%",
                     }
-                    if t.get("max_time"):
+                    if t.max_time:
                         left = max(0.0, t.max_time * 60 - (time.monotonic() - self.started))
                         postfix["time_left"] = f"{left / 60:.1f}min"
                     bar.set_postfix(postfix)
