@@ -169,7 +169,7 @@ class CorpusFiles:
 
 @dataclass
 class ParallelDataConfig:
-    """A parallel corpus (`data/multi30k.yaml`, `data/tatoeba_en_es.yaml`, `data/files.yaml`)."""
+    """A parallel corpus (`data/multi30k.yaml`, `data/tatoeba_en_es.yaml`)."""
 
     corpus: str = setting(one_of(*CORPORA))
     root: str = MISSING
@@ -184,6 +184,24 @@ class ParallelDataConfig:
     train_shards: Any = MISSING  # one glob or a list of globs
     stream_window: int = setting(whole(1))
     tokenizer_sample: int = setting(whole(1))
+
+
+@dataclass
+class OwnFiles(CorpusFiles):
+    """`data=files` names the training and dev files (??? in its YAML until set). They are
+    unset here too: OmegaConf keeps a schema's value when ??? is merged onto it."""
+
+    train_src: str | None = MISSING
+    train_tgt: str | None = MISSING
+    dev_src: str | None = MISSING
+    dev_tgt: str | None = MISSING
+
+
+@dataclass
+class OwnFilesDataConfig(ParallelDataConfig):
+    """Your own aligned files (`data/files.yaml`)."""
+
+    files: OwnFiles = field(default_factory=OwnFiles)
 
 
 @dataclass
@@ -220,6 +238,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("trainer", "translation_trainer_schema"): TrainerConfig,
     ("trainer", "lm_trainer_schema"): LMTrainerConfig,
     ("data", "parallel_data_schema"): ParallelDataConfig,
+    ("data", "own_files_schema"): OwnFilesDataConfig,
     ("data", "lm_text_schema"): LMTextDataConfig,
     ("tokenizer", "tokenizer_schema"): TokenizerConfig,
 }

@@ -31,7 +31,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(problem)
     for group, schema in TASK_SCHEMAS[cfg.task].items():
         if isinstance(cfg.get(group), DictConfig) and OmegaConf.get_type(cfg[group]) is dict:
-            cfg[group] = _fitted(cfg[group], schema)
+            cfg[group] = _fitted(cfg, group, schema)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(
@@ -44,12 +44,14 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def _fitted(node: DictConfig, schema: type) -> DictConfig:
-    """`node` merged onto its schema: unknown keys and values of the wrong type refused."""
+def _fitted(cfg: DictConfig, group: str, schema: type) -> DictConfig:
+    """`cfg[group]` merged onto its schema: unknown keys and values of the wrong type are
+    refused (the messages name the full key, e.g. trainer.lr)."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(schema), node)
+        typed = OmegaConf.merge({group: OmegaConf.structured(schema)}, {group: cfg[group]})
     except OmegaConfBaseException as exc:
         raise ConfigError(composition_error_message(exc)) from None
+    return typed[group]
 
 
 def _problems(node: DictConfig, path: str) -> list[str]:
