@@ -44,6 +44,9 @@ def test_a_config_built_in_python_gets_the_same_checks():
     misspelt.model.hiden_size = 8
     with pytest.raises(ConfigError, match=r"did you mean 'model.hidden_size'\?"):
         validate(misspelt)
+    del misspelt["trainer"]
+    with pytest.raises(ConfigError, match="task=lm needs the config group.*: trainer"):
+        validate(misspelt)
 
 
 def test_keys_added_with_a_plus_are_checked_too():

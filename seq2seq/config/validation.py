@@ -29,8 +29,13 @@ def validate(cfg: DictConfig) -> None:
     problem = TASK.problem("task", cfg.get("task"))
     if problem:
         raise ConfigError(problem)
+    absent = [
+        group for group in TASK_SCHEMAS[cfg.task] if not isinstance(cfg.get(group), DictConfig)
+    ]
+    if absent:
+        raise ConfigError(f"task={cfg.task} needs the config group(s): {', '.join(absent)}")
     for group, schema in TASK_SCHEMAS[cfg.task].items():
-        if isinstance(cfg.get(group), DictConfig) and OmegaConf.get_type(cfg[group]) is dict:
+        if OmegaConf.get_type(cfg[group]) is dict:
             cfg[group] = _fitted(cfg, group, schema)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
