@@ -128,7 +128,8 @@ def available(group: str) -> list[PluginInfo]:
     return sorted(infos, key=lambda info: (info.name, info.distribution))
 
 
-def _unknown_message(group: str, name: str) -> str:
+def unknown_message(group: str, name: str) -> str:
+    """'unknown cells 'x'. Available: ...' with the closest names, for a name not installed."""
     infos = available(group)
     names = sorted({i.name for i in infos})
     listing = ", ".join(f"{i.name} ({i.distribution})" for i in infos) or "none installed"
@@ -151,7 +152,7 @@ def load(group: str, name: str) -> Any:
         return _LOCAL[group][name]
     eps = _unique(_entry_points(group).get(name, []))
     if not eps:
-        raise PluginError(_unknown_message(group, name))
+        raise PluginError(unknown_message(group, name))
     if len(eps) > 1:
         owners = " and ".join(f"{_dist_name(ep)} ({ep.value})" for ep in eps)
         raise PluginError(

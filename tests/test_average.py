@@ -15,9 +15,9 @@ from _models import make_config, train_tiny
 
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.commands.average import main as average_main
+from seq2seq.config import validate
 from seq2seq.training.averaging import average_checkpoints
 from seq2seq.training.checkpointing import step_checkpoints
-from seq2seq.training.run import check_config
 from seq2seq.translation.translator import Translator
 
 
@@ -160,4 +160,4 @@ def test_training_ends_with_the_average_of_its_last_checkpoints(run: Path) -> No
 def test_average_last_needs_enough_kept_checkpoints() -> None:
     cfg = make_config(["trainer.average_last=5", "trainer.keep_last=3"])
     with pytest.raises(ValueError, match=r"trainer.average_last=5 .* trainer.keep_last >= 4"):
-        check_config(cfg)
+        validate(cfg)

@@ -1,11 +1,13 @@
-"""Config and corpus mistakes (issue 7): each realistic mistake fails before real work
+"""Config and corpus mistakes: each realistic mistake fails before real work
 with a message that names the culprit (key, file or flag) and what is allowed, never a
 bare traceback.
 
 Most cases compose the config with Hydra's compose API and call seq2seq.train.train
 in-process (fast): the mistake must raise one of seq2seq.train.USER_ERRORS, which the
-command turns into one "error: ..." line and exit status 2. A few run the real commands
-in a subprocess, where the exit status and the absence of a traceback are checked.
+command turns into one "error: ..." line and exit status 2 (a value of the wrong type is
+refused already while composing, with the message seq2seq.config words for it). A few
+run the real commands in a subprocess, where the exit status and the absence of a
+traceback are checked.
 
 Every mistake here must give a message naming the key or file and what is
 allowed: never a traceback, never silence.
@@ -26,6 +28,7 @@ from hydra.errors import ConfigCompositionException
 
 from seq2seq.commands.train import USER_ERRORS, train
 from seq2seq.commands.translate import main as translate_main
+from seq2seq.config import composition_error_message
 
 # A tiny, fully pinned model (independent of the experiment's recipe) on 50 real pairs.
 BASE = [
@@ -49,8 +52,13 @@ def compose(overrides: list[str]):
 
 
 def train_error(run_dir: Path, overrides: list[str]) -> str:
-    """The message of the user error that training with `overrides` raises."""
-    cfg = compose(overrides)
+    """The message that training with `overrides` reports: the config schema's, when Hydra
+    already refuses to compose the config (a value of the wrong type), else the one of the
+    user error that training raises."""
+    try:
+        cfg = compose(overrides)
+    except ConfigCompositionException as exc:
+        return composition_error_message(exc)
     run_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     try:
@@ -142,7 +150,8 @@ def test_bad_trainer_value(tmp_path, override, parts):
 
 
 def test_two_bad_trainer_values_are_reported_together(tmp_path):
-    message = train_error(tmp_path / "run", ["trainer.lr=abc", "trainer.batch_tokens=0"])
+    # values out of range; a value of the wrong type stops Hydra's composing at once
+    message = train_error(tmp_path / "run", ["trainer.lr=-1", "trainer.batch_tokens=0"])
     assert_mentions(message, "trainer.lr", "trainer.batch_tokens")
 
 

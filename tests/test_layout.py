@@ -1,5 +1,6 @@
 """The package's imports point down: commands on top, then the tasks (training, translation,
-the character LM), then the building blocks (network, data, plugins), then the registry.
+the character LM), then the config schema, then the building blocks (network, data,
+plugins), then the registry.
 
 A reader can then understand any folder without the ones above it, and a plugin author
 can import the building blocks without pulling in the training loop or the command line.
@@ -78,8 +79,11 @@ def test_imports_point_down(module):
     if not under(module, ("seq2seq.commands",)) and module not in SHIMS:
         assert not {m for m in imports if under(m, ("seq2seq.commands",))}, "imports a command"
     if under(module, BLOCKS + ("seq2seq.registry", "seq2seq.checkpoint", "seq2seq.hardware")):
+        upward = {m for m in imports if under(m, TASKS + ("seq2seq.testing", "seq2seq.config"))}
+        assert not upward, f"a building block imports a task or the config schema: {sorted(upward)}"
+    if under(module, ("seq2seq.config",)):  # the schema knows the blocks, not who trains
         upward = {m for m in imports if under(m, TASKS + ("seq2seq.testing",))}
-        assert not upward, f"a building block imports a task: {sorted(upward)}"
+        assert not upward, f"the config schema imports a task: {sorted(upward)}"
     if under(module, ("seq2seq.translation",)):
         assert not {m for m in imports if under(m, ("seq2seq.training", "seq2seq.lm"))}
     if under(module, ("seq2seq.training",)):

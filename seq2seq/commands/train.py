@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import datasets
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import CheckpointError
+from seq2seq.config import composition_error_message, validate
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import tune_allocator
 from seq2seq.registry import PluginError
@@ -27,10 +30,8 @@ USER_ERRORS = (CorpusError, PluginError, TrainingError, CheckpointError, ValueEr
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train one model into run_dir (the Hydra run directory); returns a summary."""
-    task = cfg.get("task", "translation")
-    if task not in ("translation", "lm"):
-        raise ValueError(f"task must be 'translation' or 'lm', got {task!r}")
-    if task == "lm":
+    validate(cfg)  # before any data work: every key, type, range and plugin name
+    if cfg.task == "lm":
         if distributed.launched_by_torchrun():
             raise ValueError("torchrun (data-parallel training) is for translation, not task=lm")
         from seq2seq.lm.trainer import (
@@ -85,7 +86,22 @@ def _hydra_main(cfg: DictConfig) -> dict:
 
 
 def main() -> None:
-    _hydra_main()
+    """Train from the command line. Hydra reports a config it cannot compose (an unknown
+    key, a value of the wrong type) with a hint that does not fit a typed schema
+    (`+KEY=VALUE`). Unless the user asked for its full stack traces (HYDRA_FULL_ERROR),
+    Hydra is told to raise such errors instead, and they are reported here in one line,
+    with exit status 2 like every config mistake."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        _hydra_main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_main()
+    except HydraException as exc:  # composing the config failed; training never started
+        print(f"error: {composition_error_message(exc)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ def load_splits(data_cfg: Any, with_train: bool = True) -> dict[str, ParallelSpl
             data_cfg.corpus, Path(data_cfg.root), data_cfg.src_lang, data_cfg.tgt_lang
         )
     for name, limit in (
-        ("train", data_cfg.get("train_subset")),
-        ("dev", data_cfg.get("dev_subset")),
+        ("train", data_cfg.train_subset),
+        ("dev", data_cfg.dev_subset),
     ):
         if limit and name in splits:
             split = splits[name]
@@ -67,7 +67,7 @@ def build_tokenizers(
     tok_cfg: Any, train: ParallelSplit, cache: DataCache | None = None
 ) -> tuple[Tokenizer, Tokenizer]:
     """Train the tokenizer(s) on the training text, or take them from the cache."""
-    options = dict(tok_cfg.get("options") or {})
+    options = dict(tok_cfg.options)
     settings = (tok_cfg.type, tok_cfg.vocab_size, bool(tok_cfg.joint), options)
     key = text_key("tokenizers", *settings, train.src, train.tgt) if cache else None
     saved = cache.load_json("tokenizers", key) if cache else None
@@ -160,7 +160,7 @@ def prepare_streaming_data(
 ) -> PreparedData:
     """Training pairs stay in their shards (read while training, seq2seq.data.streaming);
     the tokenizers learn from the first data.tokenizer_sample pairs; dev/test are loaded."""
-    if not data_cfg.get("train_shards"):
+    if not data_cfg.train_shards:
         raise ValueError(
             "data.streaming=true needs data.train_shards: a glob of JSON-lines shards, "
             "e.g. data.train_shards='shards/train-*.jsonl.gz' "
@@ -173,7 +173,7 @@ def prepare_streaming_data(
         raise ValueError("data.streaming=true still needs a dev set (data.files.dev_src/dev_tgt)")
     src, tgt, report = drop_empty_pairs(*read_pairs(shards, data_cfg.tokenizer_sample))
     if tokenizers is None:
-        root = resolve_cache_dir(data_cfg.get("cache_dir"))
+        root = resolve_cache_dir(data_cfg.cache_dir)
         tokenizers = build_tokenizers(
             tok_cfg, ParallelSplit(src, tgt), DataCache(root) if root else None
         )
@@ -195,12 +195,12 @@ def prepare_data(
     data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> PreparedData:
     """Load and clean the corpus; train the tokenizer(s) unless given (resume); tokenize."""
-    if data_cfg.get("streaming"):
+    if data_cfg.streaming:
         return prepare_streaming_data(data_cfg, tok_cfg, tokenizers)
     splits = load_splits(data_cfg)
     src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
     train = ParallelSplit(src, tgt)
-    root = resolve_cache_dir(data_cfg.get("cache_dir"))
+    root = resolve_cache_dir(data_cfg.cache_dir)
     cache = DataCache(root) if root else None
     if tokenizers is None:
         tokenizers = build_tokenizers(tok_cfg, train, cache)

@@ -92,21 +92,19 @@ def load_text(data_cfg: Any) -> LMText:
       held-out share `data.valid_fraction` of the lines chosen by a hash of each line
       (so a repeated sentence never sits on both sides).
     """
-    text = data_cfg.get("text")
+    text = data_cfg.text
     if text:
         return LMText(train=str(text), valid=str(text), source="data.text")
-    path = data_cfg.get("path")
+    path = data_cfg.path
     if not path:
         raise CorpusError("set data.path (a text file, plain or .gz) or data.text for task=lm")
     lines = read_lines(path)
-    max_lines = data_cfg.get("max_lines")
-    valid_path = data_cfg.get("valid_path")
+    max_lines = data_cfg.max_lines
+    valid_path = data_cfg.valid_path
     if valid_path:
         train_lines, valid_lines = lines, read_lines(valid_path)
     else:
-        fraction = float(data_cfg.get("valid_fraction", 0.01))
-        if not 0 < fraction < 1:
-            raise ValueError(f"data.valid_fraction must be in (0, 1), got {fraction}")
+        fraction = data_cfg.valid_fraction
         train_lines = [line for line in lines if not _is_heldout(line, fraction)]
         valid_lines = [line for line in lines if _is_heldout(line, fraction)]
     if max_lines:

@@ -69,19 +69,17 @@ class LMTrainer(TrainingRun):
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         super().__init__(cfg, run_dir)
-        tbptt = self.tcfg.get("tbptt") or {}
-        self.k1 = tbptt.get("k1")
-        self.k2 = tbptt.get("k2")
-        self.clip_norm = float(self.tcfg.clip_norm) if self.tcfg.get("clip_norm") else None
+        self.k1, self.k2 = self.tcfg.tbptt.k1, self.tcfg.tbptt.k2
+        self.clip_norm = self.tcfg.clip_norm or None  # 0 and null: off
         self.grad_norm: float | None = None  # of the latest update, for the log
 
     # ----------------------------------------------------------------- setup
     def setup(self) -> None:
         seed_everything(self.tcfg.seed)
-        if self.tcfg.get("threads"):
+        if self.tcfg.threads:
             torch.set_num_threads(self.tcfg.threads)
         resumed = load_resume(
-            self.tcfg.get("resume"),
+            self.tcfg.resume,
             ("optimizer", "lm_spec"),
             "it is not a full character-LM checkpoint (use the run's checkpoints/last.pt)",
         )
@@ -90,9 +88,7 @@ class LMTrainer(TrainingRun):
         if resumed:
             self.vocab = CharVocab.from_state_dict(resumed["vocab"])
         else:
-            self.vocab = CharVocab.build(
-                self.text.train, int(data.get("min_char_count", 1)), unk=bool(data.get("unk", True))
-            )
+            self.vocab = CharVocab.build(self.text.train, data.min_char_count, unk=data.unk)
         save_vocab(self.vocab, self.run_dir / "vocab")
         self.train_ids = torch.tensor(self.vocab.encode(self.text.train), dtype=torch.long)
         self.valid_ids = torch.tensor(self.vocab.encode(self.text.valid), dtype=torch.long)
@@ -102,7 +98,7 @@ class LMTrainer(TrainingRun):
                 log.info(
                     "%d held-out characters are outside the vocabulary (scored as U+FFFD)", unseen
                 )
-        self.newline_id = self.vocab.index.get("\n") if data.get("shuffle_lines", True) else None
+        self.newline_id = self.vocab.index.get("\n") if data.shuffle_lines else None
         self.spec = LMSpec.from_config(self.cfg.model, len(self.vocab))
         self.model = CharLM(self.spec).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
@@ -160,7 +156,7 @@ class LMTrainer(TrainingRun):
         self.model.eval()
         inputs, targets = eval_streams(self.valid_ids, self.tcfg.batch_size)
         inputs, targets = inputs.to(self.device), targets.to(self.device)
-        chunk = int(self.tcfg.get("eval_chunk") or 500)
+        chunk = self.tcfg.eval_chunk
         total, count = 0.0, 0
         with torch.inference_mode():
             state = self.model.initial_state(inputs.size(0))
@@ -276,7 +272,7 @@ class LMTrainer(TrainingRun):
         with self.summary_on_exit():
             self.setup()
             t, p = self.tcfg, self.progress
-            if t.get("show_table") and p.step == 0:
+            if t.show_table and p.step == 0:
                 self._show_table("before training")
             inputs, targets, windows = self._epoch_streams(p.epoch)
             log.info(
@@ -340,7 +336,7 @@ class LMTrainer(TrainingRun):
             self.last_metrics["valid_bpc"],
             p.best_score,
         )
-        if self.tcfg.get("show_table"):
+        if self.tcfg.show_table:
             self._show_table(f"after {p.step} updates")
 
 

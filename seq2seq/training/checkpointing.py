@@ -93,10 +93,10 @@ class Checkpointer:
     def __init__(self, run_dir: Path, tcfg: Any, dist: DistContext) -> None:
         self.run_dir = Path(run_dir)
         self.dir = self.run_dir / "checkpoints"
-        self.every = tcfg.get("checkpoint_every") or 0
-        self.minutes = tcfg.get("checkpoint_minutes")
-        self.keep_last = tcfg.get("keep_last") or 0
-        self.average_last = tcfg.get("average_last") or 0
+        self.every = tcfg.checkpoint_every or 0
+        self.minutes = tcfg.checkpoint_minutes
+        self.keep_last = tcfg.keep_last or 0
+        self.average_last = tcfg.get("average_last") or 0  # only translation averages
         self.dist = dist
         self.last_periodic = time.monotonic()
 

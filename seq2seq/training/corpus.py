@@ -38,7 +38,7 @@ def load_data(cfg: Any, dist: DistContext, saved: dict[str, Any] | None) -> Prep
     tokenizers = None
     if saved is not None:
         src = tokenizer_from_state(saved["src"])
-        joint = cfg.tokenizer.get("joint")  # one object, as prepare_data makes it
+        joint = cfg.tokenizer.joint  # one object, as prepare_data makes it
         tokenizers = (src, src if joint else tokenizer_from_state(saved["tgt"]))
     return prepare_data(cfg.data, cfg.tokenizer, tokenizers)
 
@@ -66,8 +66,8 @@ class TrainingCorpus:
             t.batch_tokens,
             t.seed,
             epoch,
-            batch_sentences=t.get("batch_sentences"),
-            by_length=t.get("length_buckets", True),
+            batch_sentences=t.batch_sentences,
+            by_length=t.length_buckets,
         )
         # Under torchrun every process takes a share of each batch; a batch with fewer
         # sentences than processes (at most one per epoch) cannot be shared.
@@ -91,7 +91,7 @@ class TrainingCorpus:
             for mine in map(self.dist.shard, self.epoch_batches(epoch)[skip:]):
                 yield make_batch([train.src_ids[i] for i in mine], [train.tgt_ids[i] for i in mine])
             return
-        world, sentences = self.dist.world_size, t.get("batch_sentences")
+        world, sentences = self.dist.world_size, t.batch_sentences
         self.stream_stats = StreamStats()
         stream = stream_batches(
             self.data.shards,

@@ -70,7 +70,7 @@ def progress_bar(
     """steps_per_epoch None: unknown (streamed data), so no total unless max_steps."""
     per_epoch = tcfg.max_epochs * steps_per_epoch if steps_per_epoch else None
     return tqdm(
-        total=tcfg.get("max_steps") or per_epoch,
+        total=tcfg.max_steps or per_epoch,
         initial=step,
         desc=desc,
         unit="step",

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from seq2seq.config import validate
 from seq2seq.training.checkpointing import Checkpointer, TrainingError
 from seq2seq.training.distributed import DistContext
 from seq2seq.training.evaluation import Scoreboard
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_BAD_STEPS = 5  # consecutive non-finite losses (or gradients) before giving up
 
-__all__ = ["MAX_BAD_STEPS", "TrainingError", "TrainingRun", "check_config", "resolve_device"]
+__all__ = ["MAX_BAD_STEPS", "TrainingError", "TrainingRun", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,96 +56,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int_at_least(low: int, off: str | None = None):
-    """A whole number >= low; with `off`, null is allowed too and means `off`."""
-    allowed = f"a whole number >= {low}" + (f", or null ({off})" if off else "")
-    return (lambda v: (off is not None and v is None) or (_is_int(v) and v >= low)), allowed
-
-
-# trainer.<key>: (test, what is allowed). Only keys present in the config are checked,
-# so both trainer groups (default: translation, lm: language model) share the table.
-TRAINER_RULES: dict[str, tuple[Any, str]] = {
-    "max_epochs": _int_at_least(1),
-    "max_steps": _int_at_least(1, "no limit"),
-    "max_time": (
-        lambda v: v is None or (_is_number(v) and v > 0),
-        "a number of minutes > 0, or null (no limit)",
-    ),
-    "batch_tokens": _int_at_least(1),
-    "anneal": (lambda v: v in ("none", "linear"), "none or linear"),
-    "batch_sentences": _int_at_least(1, "batches by trainer.batch_tokens"),
-    "batch_size": _int_at_least(1),
-    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 0.001)"),
-    "lr_decay": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "lr_patience": _int_at_least(0),
-    "min_lr": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "clip_norm": (
-        lambda v: v is None or (_is_number(v) and v >= 0),
-        "a number >= 0, or 0/null (no clipping)",
-    ),
-    "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "seed": (_is_int, "a whole number"),
-    "eval_every": _int_at_least(0, "never"),
-    "eval_sentences": _int_at_least(0, "all"),
-    "eval_max_length": _int_at_least(1),
-    "eval_chunk": _int_at_least(1, "500 steps"),
-    "early_stopping_metric": (lambda v: v in ("bleu", "loss"), "one of bleu, loss"),
-    "patience": _int_at_least(0, "never stop early"),
-    "checkpoint_every": _int_at_least(0, "no periodic checkpoints"),
-    "checkpoint_minutes": (
-        lambda v: v is None or (_is_number(v) and v > 0),
-        "a number of minutes > 0, or null (steps only)",
-    ),
-    "keep_last": _int_at_least(0, "keep none"),
-    "average_last": _int_at_least(0, "off"),
-    "log_every": _int_at_least(1),
-    "threads": _int_at_least(1, "torch's default"),
-    "length_buckets": (lambda v: isinstance(v, bool), "true or false"),
-    "fused_optimizer": (lambda v: isinstance(v, bool), "true or false"),
-    "show_table": (lambda v: isinstance(v, bool), "true or false"),
-    "resume": (
-        lambda v: v is None or isinstance(v, str),
-        "a checkpoint file or run directory, or null",
-    ),
-}
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail before any work on values that are not set (???) or out of range in trainer.*,
-    with one message naming every culprit and what is allowed."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ValueError(
-            f"config value(s) not set: {', '.join(missing)} (??? in the config). "
-            f"Set each on the command line, e.g. {missing[0]}=VALUE"
-        )
-    problems = []
-    trainer = cfg.get("trainer") or {}
-    for key, (test, allowed) in TRAINER_RULES.items():
-        if key in trainer and not test(trainer[key]):
-            problems.append(f"trainer.{key} must be {allowed}, got {trainer[key]!r}")
-    average = trainer.get("average_last") or 0
-    if average > 1 and not problems:
-        if not trainer.get("checkpoint_every") or (trainer.get("keep_last") or 0) < average - 1:
-            problems.append(
-                f"trainer.average_last={average} averages the final weights with the "
-                f"{average - 1} newest periodic checkpoints, so it needs "
-                f"trainer.checkpoint_every > 0 and trainer.keep_last >= {average - 1} "
-                f"(got {trainer.get('checkpoint_every')} and {trainer.get('keep_last')}); "
-                "trainer.average_last=0 turns averaging off"
-            )
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
 class TrainingRun:
     """Base of the trainers: the steps of the training loop they share.
 
@@ -172,7 +83,7 @@ class TrainingRun:
     ) -> None:
         """`dist` and `device` come from seq2seq.distributed under torchrun: then only rank 0
         writes checkpoints, metrics, summary.json and progress bars."""
-        check_config(cfg)
+        validate(cfg)  # also for a config built in Python rather than by Hydra
         self.cfg = cfg
         self.tcfg = cfg.trainer
         self.dist = dist or DistContext()
@@ -183,7 +94,8 @@ class TrainingRun:
         self.stop_reason: str | None = None
         self.budget = Budget(self.tcfg)
         self.checkpoints = Checkpointer(self.run_dir, self.tcfg, self.dist)
-        self.scoreboard = Scoreboard(self._eval_metric(), self.tcfg.get("patience"))
+        patience = self.tcfg.get("patience")  # early stopping is for translation only
+        self.scoreboard = Scoreboard(self._eval_metric(), patience)
         self.progress = self.progress_type()
         self.interval = LogInterval()
         self.speeds: list[float] = []  # of the log intervals, for summary.json

@@ -14,8 +14,8 @@ class Budget:
 
     def __init__(self, tcfg: Any) -> None:
         self.max_epochs = tcfg.max_epochs
-        self.max_steps = tcfg.get("max_steps")
-        self.max_time = tcfg.get("max_time")
+        self.max_steps = tcfg.max_steps
+        self.max_time = tcfg.max_time
         self.started = time.monotonic()
 
     def elapsed(self) -> float:

@@ -106,9 +106,7 @@ class Trainer(TrainingRun):
         seed_everything(t.seed)
         if t.threads:
             torch.set_num_threads(t.threads)
-        resumed = load_resume(
-            t.get("resume"), ("optimizer",), "it holds weights only (use last.pt)"
-        )
+        resumed = load_resume(t.resume, ("optimizer",), "it holds weights only (use last.pt)")
         self.data = load_data(self.cfg, self.dist, resumed["tokenizers"] if resumed else None)
         if self.dist.is_main:
             self.data.src_tokenizer.save(self.run_dir / "tokenizer" / "src")
@@ -148,15 +146,10 @@ class Trainer(TrainingRun):
         )
 
     def _check_recipe(self) -> None:
+        """What the schema cannot check alone: a schedule's k against its kind, and a
+        precision against this machine."""
         t = self.tcfg
-        self.accumulate = 1 if t.accumulate is None else t.accumulate
-        self.warmup_steps = 0 if t.warmup_steps is None else t.warmup_steps
-        if not isinstance(self.accumulate, int) or self.accumulate < 1:
-            raise ValueError(f"trainer.accumulate must be an integer >= 1, got {self.accumulate!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(
-                f"trainer.warmup_steps must be an integer >= 0 (0 = off), got {self.warmup_steps!r}"
-            )
+        self.accumulate, self.warmup_steps = t.accumulate, t.warmup_steps
         validate_schedule(t.scheduled_sampling)
         check_precision(self.device, t.precision, "trainer.precision")
 
@@ -237,7 +230,7 @@ class Trainer(TrainingRun):
         }
         if self.corpus.streamed:  # pairs this process has read in this epoch
             record["stream_pairs_read"] = self.corpus.stream_stats.read
-        if t.scheduled_sampling and t.scheduled_sampling.get("schedule", "none") != "none":
+        if t.scheduled_sampling.schedule != "none":
             record["teacher_forcing"] = teacher_forcing_probability(
                 t.scheduled_sampling, p.step - 1
             )
