@@ -391,11 +391,15 @@ def test_translate_with_an_unknown_search(tmp_path, capsys, source):
 @pytest.mark.parametrize(
     "flags,parts",
     [
-        (["--beam-size", "0"], ["--beam-size", "must be >= 1, got 0"]),
+        (["--search", "beam", "--beam-size", "0"], ["--beam-size", "must be >= 1, got 0"]),
+        (["--beam-size", "3"], ["--beam-size 3", "--search beam", "'greedy' does not take it"]),
         (["--batch-size", "many"], ["--batch-size", "'many'"]),
         (["--search", "greedy", "--nbest", "3"], ["--nbest 3", "--search beam"]),
         (["--search", "beam", "--top-k", "5"], ["--top-k", "--search sample"]),
-        (["--search", "beam", "--beam-size", "2", "--nbest", "4"], ["--nbest 4", "--beam-size 2"]),
+        (
+            ["--search", "beam", "--beam-size", "2", "--nbest", "4"],
+            ["--nbest (4) cannot exceed --beam-size (2)"],
+        ),
     ],
 )
 def test_translate_with_bad_search_flags(capsys, source, flags, parts):

@@ -6,6 +6,7 @@ import argparse
 import inspect
 import logging
 import os
+import re
 import sys
 import types
 import typing
@@ -194,7 +195,7 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if args.search not in entry.strategies:
             raise ValueError(
-                f"{entry.flag} needs --search {' or '.join(entry.strategies)} "
+                f"{entry.flag} {value} needs --search {' or '.join(entry.strategies)} "
                 f"('{args.search}' does not take it)"
             )
         options[entry.option] = value
@@ -203,7 +204,13 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         if not sep:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
         options[key.replace("-", "_")] = _parse_value(value)
-    check_options(args.search, options)
+    try:
+        check_options(args.search, options)
+    except ValueError as exc:  # the strategy names its options; the user typed flags
+        message = str(exc)
+        for entry in search_flags().values():
+            message = re.sub(rf"\b{entry.option}\b", entry.flag, message)
+        raise ValueError(message) from None
     return options
 
 
