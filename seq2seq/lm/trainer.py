@@ -18,12 +18,12 @@ from torch import Tensor
 
 from seq2seq.lm.data import (
     CharVocab,
-    eval_streams,
     load_text,
     make_streams,
     save_vocab,
     shuffle_lines,
 )
+from seq2seq.lm.evaluation import held_out_scores
 from seq2seq.lm.model import (
     LN2,
     CharLM,
@@ -152,29 +152,9 @@ class LMTrainer(TrainingRun):
         return "valid_bpc"
 
     def evaluate(self) -> dict[str, float]:
-        """Bits per character on the held-out text (every character after the first)."""
-        self.model.eval()
-        inputs, targets = eval_streams(self.valid_ids, self.tcfg.batch_size)
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
-        chunk = self.tcfg.eval_chunk
-        total, count = 0.0, 0
-        with torch.inference_mode():
-            state = self.model.initial_state(inputs.size(0))
-            for lo in range(0, inputs.size(1), chunk):
-                logits, state = self.model(inputs[:, lo : lo + chunk], state)
-                tgt = targets[:, lo : lo + chunk]
-                total += float(
-                    F.cross_entropy(
-                        logits.flatten(0, 1).float(),
-                        tgt.flatten(),
-                        ignore_index=-100,
-                        reduction="sum",
-                    )
-                )
-                count += int((tgt != -100).sum())
-        self.model.train()
-        loss = total / max(count, 1)
-        return {"valid_bpc": loss / LN2, "valid_loss": loss, "valid_chars": count}
+        return held_out_scores(
+            self.model, self.valid_ids, self.tcfg.batch_size, self.tcfg.eval_chunk, self.device
+        )
 
     def _announce_eval(self, metrics: dict[str, float], better: bool) -> None:
         log.info(
