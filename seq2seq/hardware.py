@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -45,13 +46,44 @@ def tune_allocator() -> bool:
     return applied
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+# CPU flags (as /proc/cpuinfo names them) of bf16 matrix products in hardware, and of the
+# AVX-512 subset on which oneDNN emulates bf16 (correct, but slower than fp32).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+EMULATED_BF16_FLAGS = frozenset({"avx512bw", "avx512vl", "avx512dq"})
+
+
+@functools.lru_cache(maxsize=4)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The instruction-set flags of this CPU, or None where /proc/cpuinfo is not there."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
+def cpu_bf16(flags: frozenset[str] | None = None) -> str:
+    """How this CPU runs bf16 matrix products: "native", "emulated" or "none". `flags`
+    defaults to this machine's; without /proc/cpuinfo, torch's oneDNN check decides."""
+    flags = cpu_flags() if flags is None else flags
+    if flags is None:
+        return "emulated" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
+    if flags & NATIVE_BF16_FLAGS:
+        return "native"
+    return "emulated" if EMULATED_BF16_FLAGS <= flags else "none"
 
 
 def autocast(device: torch.device | str, precision: str):
     """Mixed precision for the forward pass: `bf16` autocasts matrix products to
     bfloat16 (fast on CPUs with AMX and on recent GPUs), `fp16` to float16 (GPUs; training
     then needs the gradient scaler of `grad_scaler`); `fp32` changes nothing."""
+    if precision == "auto":
+        raise ValueError("precision 'auto' must be resolved first (resolve_precision)")
     check_precision(device, precision, "precision")
     if precision == "fp32":
         return contextlib.nullcontext()
@@ -74,22 +106,57 @@ def flatten_rnn_weights(module: torch.nn.Module) -> None:
             child.flatten_parameters()
 
 
-def bf16_unsupported_reason(device: torch.device | str) -> str | None:
-    """Why bf16 cannot run well on `device`, or None if it can."""
+def bf16_unsupported_reason(
+    device: torch.device | str, flags: frozenset[str] | None = None
+) -> str | None:
+    """Why bf16 cannot run on `device`, or None if it can (natively or emulated)."""
     device = torch.device(device)
     if device.type == "cuda":
         return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
-    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        capability = torch.backends.cpu.get_cpu_capability()
+    if device.type == "cpu" and cpu_bf16(flags) == "none":
         return (
-            f"this CPU has no native bf16 (torch reports {capability}; "
-            "bf16 needs AVX512-BF16 or AMX): bf16 matrix products would be emulated, far slower "
-            "than fp32, and torch's fused LSTM/GRU kernels refuse bf16 here"
+            f"this CPU has no bf16 (torch reports {torch.backends.cpu.get_cpu_capability()}; "
+            "bf16 needs AVX512-BF16 or AMX, or at least AVX-512 to emulate it): torch's fused "
+            "LSTM/GRU kernels refuse bf16 here"
         )
     return None
 
 
-def check_precision(device: torch.device | str, precision: str, key: str) -> None:
+def resolve_precision(
+    device: torch.device | str, precision: str, key: str, flags: frozenset[str] | None = None
+) -> str:
+    """The precision to run at: `precision` itself once checked against the hardware, or
+    for "auto" bf16 where `device` has native bf16 and fp32 elsewhere; the choice and its
+    reason are logged. `flags` (CPU flags) defaults to this machine's."""
+    device = torch.device(device)
+    if precision != "auto":
+        check_precision(device, precision, key, flags)
+        if precision == "bf16" and device.type == "cpu" and cpu_bf16(flags) == "emulated":
+            log.warning(
+                "%s=bf16: this CPU has AVX-512 but no native bf16 (AVX512-BF16 or AMX), so "
+                "bf16 is emulated and likely slower than fp32",
+                key,
+            )
+        return precision
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+        why = "this GPU has native bf16" if native else "this GPU has no bf16"
+    else:
+        native = cpu_bf16(flags) == "native"
+        why = (
+            "this CPU has native bf16 (AVX512-BF16 or AMX)"
+            if native
+            else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+        )
+    chosen = "bf16" if native else "fp32"
+    log.info("%s=auto: %s, because %s", key, chosen, why)
+    return chosen
+
+
+def check_precision(
+    device: torch.device | str, precision: str, key: str, flags: frozenset[str] | None = None
+) -> None:
+    """A ValueError naming `key` when `device` cannot run `precision` ("auto" always can)."""
     if precision not in PRECISIONS:
         raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp16" and torch.device(device).type != "cuda":
@@ -98,6 +165,6 @@ def check_precision(device: torch.device | str, precision: str, key: str) -> Non
             f"{torch.device(device)}. Use {key}=fp32, or bf16 where the hardware has it."
         )
     if precision == "bf16":
-        reason = bf16_unsupported_reason(device)
+        reason = bf16_unsupported_reason(device, flags)
         if reason:
-            raise ValueError(f"{key}=bf16: {reason}. Use {key}=fp32.")
+            raise ValueError(f"{key}=bf16: {reason}. Use {key}=fp32 or {key}=auto.")

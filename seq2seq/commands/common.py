@@ -128,10 +128,11 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
+        choices=["fp32", "bf16", "fp16", "auto"],
         default="fp32",
         help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
-        "fp16: autocast on a CUDA GPU",
+        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
+        "else fp32 (default: %(default)s)",
     )
     taken = set(parser._option_string_actions)
     for entry in search_flags().values():
@@ -150,12 +151,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_translator(args):
     """The model(s) of --checkpoint on --device at --precision (checked before loading)."""
-    from seq2seq.hardware import check_precision
+    from seq2seq.hardware import resolve_precision
     from seq2seq.translation.translator import Translator
 
-    check_precision(args.device, args.precision, "--precision")
+    precision = resolve_precision(args.device, args.precision, "--precision")
     translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
-    translator.precision = args.precision
+    translator.precision = precision
     return translator
 
 

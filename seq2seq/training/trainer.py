@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import save_checkpoint
 from seq2seq.data.batching import Batch
-from seq2seq.hardware import check_precision, flatten_rnn_weights, grad_scaler
+from seq2seq.hardware import flatten_rnn_weights, grad_scaler, resolve_precision
 from seq2seq.nn.model import ModelSpec, Seq2Seq, spec_from_options
 from seq2seq.training.averaging import average_checkpoints
 from seq2seq.training.checkpointing import check_same_model, load_resume
@@ -125,14 +125,22 @@ class Trainer(TrainingRun):
         self.schedule = LRSchedule(
             self.optimizer, t.lr, self.warmup_steps, t.anneal, {"mode": mode, **plateau}
         )
-        scaler = grad_scaler(self.device, t.precision)
+        scaler = grad_scaler(self.device, self.precision)
         if resumed:
             self._restore(resumed, scaler)
         else:
             self.dist.seed_own_dropout(t.seed)
         forward = wrap_for_training(TrainingForward(self.model), self.dist, self.device)
         self.updater = UpdateStep(
-            self.model, forward, self.optimizer, scaler, self.schedule, self.dist, t, self.device
+            self.model,
+            forward,
+            self.optimizer,
+            scaler,
+            self.schedule,
+            self.dist,
+            t,
+            self.device,
+            self.precision,
         )
         flatten_rnn_weights(self.model)
         self.corpus = TrainingCorpus(self.data, self.cfg, self.dist)
@@ -147,11 +155,11 @@ class Trainer(TrainingRun):
 
     def _check_recipe(self) -> None:
         """What the schema cannot check alone: a schedule's k against its kind, and a
-        precision against this machine."""
+        precision against this machine (`auto` chosen for it)."""
         t = self.tcfg
         self.accumulate, self.warmup_steps = t.accumulate, t.warmup_steps
         validate_schedule(t.scheduled_sampling)
-        check_precision(self.device, t.precision, "trainer.precision")
+        self.precision = resolve_precision(self.device, t.precision, "trainer.precision")
 
     def _restore(self, payload: dict[str, Any], scaler: torch.amp.GradScaler) -> None:
         # How the cells run (fused, compiled) does not change the weights.

@@ -72,10 +72,13 @@ class UpdateStep:
     update's batches, then loss unscaling (fp16), clipping, the LR of the step and the
     optimizer step. Under torchrun the processes agree on every decision."""
 
-    def __init__(self, model, train_forward, optimizer, scaler, schedule, dist, tcfg, device):
+    def __init__(
+        self, model, train_forward, optimizer, scaler, schedule, dist, tcfg, device, precision
+    ):
+        """`precision`: fp32, bf16 or fp16, as resolved for this machine (never auto)."""
         self.model, self.train_forward, self.optimizer = model, train_forward, optimizer
         self.scaler, self.schedule, self.dist = scaler, schedule, dist
-        self.tcfg, self.device = tcfg, device
+        self.tcfg, self.device, self.precision = tcfg, device, precision
 
     def __call__(
         self, batches: list[Batch], step: int, budget_used: Callable[[], float]
@@ -120,5 +123,5 @@ class UpdateStep:
     def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
         """[B, T, V] logits of the update's teacher-forced (or scheduled-sampling) decoder."""
         src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
-        with autocast(self.device, self.tcfg.precision):
+        with autocast(self.device, self.precision):
             return self.train_forward(src, batch.src_lengths, tgt_in, teacher_prob, generator)
