@@ -33,3 +33,23 @@ def test_bench_reports_fast_and_plain_and_skips_fp16_off_gpu(tmp_path: Path) -> 
         assert run["translation"]["greedy"]["sentences"] == 20
     assert report["ratios"]["fast-fp32 vs plain-fp32: training"] > 0
     assert "| fast | fp32 |" in done.stdout
+
+
+def test_fast_and_plain_outputs_are_compared_on_every_sentence():
+    from seq2seq.commands.bench import _equal_outputs, outputs_digest
+
+    outputs = [[5, 6, 7]] * 1000
+
+    def run(variant, sentences):
+        digest = outputs_digest(sentences)
+        return {
+            "variant": variant,
+            "precision": "fp32",
+            "translation": {"greedy": {"outputs_sha256": digest}},
+        }
+
+    differs_late = [*outputs[:900], [5, 6], *outputs[901:]]
+    assert _equal_outputs([run("fast", outputs), run("plain", list(outputs))]) is True
+    assert _equal_outputs([run("fast", outputs), run("plain", differs_late)]) is False
+    assert outputs_digest([[1, 23]]) != outputs_digest([[12, 3]])
+    assert _equal_outputs([run("fast", outputs)]) is None

@@ -73,7 +73,28 @@ def train_error(run_dir: Path, overrides: list[str]) -> str:
 def assert_mentions(message: str, *parts: str) -> None:
     missing = [part for part in parts if part not in message]
     assert not missing, f"{missing} not in: {message}"
-    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("error", USER_ERRORS, ids=lambda e: e.__name__)
+def test_the_command_turns_every_user_error_into_one_line_and_exit_status_2(
+    tmp_path, monkeypatch, capsys, error
+):
+    """The exit path the in-process cases rely on: whatever user error training raises,
+    the real command prints it as one `error:` line and exits with status 2."""
+    from seq2seq.commands import train as command
+
+    def mistaken(cfg, run_dir):
+        raise error("trainer.lr must be a number > 0 (e.g. 0.001), got -1")
+
+    monkeypatch.setattr(command, "train", mistaken)
+    monkeypatch.setattr(sys, "argv", ["seq2seq.train", f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as info:
+        command.main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == ["error: trainer.lr must be a number > 0 (e.g. 0.001), got -1"]
+    assert "Traceback" not in err
 
 
 def subprocess_env() -> dict[str, str]:

@@ -146,10 +146,20 @@ def test_drop_empty_pairs_counts_everything():
         drop_empty_pairs(["a"], [])
 
 
-def test_clean_report_defaults():
-    assert isinstance(CleanReport(), CleanReport)
-    _, _, report = drop_empty_pairs([], [])
-    assert (report.total, report.kept) == (0, 0)
+def test_clean_report_names_the_first_five_dropped_pairs_and_keeps_text_unchanged():
+    src = [" a ", "", "b", "\t", *[""] * 6, "c\n"]
+    tgt = ["x", "y", " ", "z", *["w"] * 6, " d "]
+    kept_src, kept_tgt, report = drop_empty_pairs(src, tgt, name="train")
+    assert (kept_src, kept_tgt) == ([" a ", "c\n"], ["x", " d "])  # not stripped
+    assert (report.total, report.empty, report.kept) == (11, 9, 2)
+    assert report.empty_examples == [2, 3, 4, 5, 6]
+    assert str(report) == (
+        "train: 11 pairs read, 9 dropped as empty (pairs 2, 3, 4, 5, 6, …), "
+        "0 dropped as too long, 2 kept"
+    )
+    _, _, nothing = drop_empty_pairs([], [])
+    assert str(nothing) == "0 pairs read, 0 dropped as empty, 0 dropped as too long, 0 kept"
+    assert nothing == CleanReport()
 
 
 # --------------------------------------------------------------------------- named corpora

@@ -93,10 +93,21 @@ def test_cells_train_inside_a_seq2seq_model_with_every_init(name):
         model = Seq2Seq(spec)
         src = torch.randint(4, 11, (3, 6))
         tgt = torch.randint(4, 13, (3, 5))
-        logits = model(src, torch.tensor([6, 4, 2]), tgt)
-        assert logits.shape == (3, 5, 13)
-        F.cross_entropy(logits.flatten(0, 1), tgt.flatten()).backward()
-        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+        lengths = torch.tensor([6, 4, 2])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        losses = []
+        for _ in range(30):  # learn to reproduce three fixed target sentences
+            optimizer.zero_grad()
+            logits = model(src, lengths, tgt)
+            assert logits.shape == (3, 5, 13)
+            loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+            loss.backward()
+            for weight, param in model.named_parameters():  # every cell weight learns
+                if ".rnn.layers." in weight:
+                    assert param.grad is not None and param.grad.abs().sum() > 0, weight
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.5 * losses[0], (name, scheme, losses[0], losses[-1])
 
 
 def test_init_schemes_keep_the_layer_norm_parameters():

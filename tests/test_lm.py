@@ -73,7 +73,7 @@ def char_lm_run(tmp_path_factory, data_root) -> Path:
         "trainer.tbptt.k2=40",
         "trainer.max_steps=40",
         "trainer.eval_every=10",
-        "trainer.log_every=5",
+        "trainer.log_every=1",  # one record per update: its gradient norm and clipping
         "trainer.checkpoint_every=20",
         "trainer.clip_norm=1.0",
     ]
@@ -104,7 +104,12 @@ def test_char_lm_checkpoints_are_self_contained(char_lm_run):
 def test_clipping_is_counted_and_reported(char_lm_run):
     report = clipping_report(char_lm_run)
     assert report["updates"] == 40 and report["clip_norm"] == 1.0
-    assert 0 <= report["clip_events"] <= 40
+    updates = [r for r in records(char_lm_run) if "grad_norm" in r]
+    assert [r["step"] for r in updates] == list(range(1, 41))
+    for r in updates:  # clipped exactly when the norm before clipping exceeds clip_norm
+        assert r["clip_events"] == int(r["grad_norm"] > 1.0), r
+    assert report["clip_events"] == sum(r["clip_events"] for r in updates)
+    assert report["clip_events"] == updates[-1]["clip_events_total"]
     end = [r for r in records(char_lm_run) if r.get("event") == "end"]
     assert end and end[0]["clip_events_total"] == report["clip_events"]
 

@@ -33,14 +33,12 @@ def test_builtin_cells_pass(name, options):
 
 
 @pytest.mark.parametrize(
-    "name,options", [("char", {}), ("word", {}), ("sentencepiece", {}), ("sentencepiece", {})]
+    "name,options",
+    [("char", {}), ("word", {}), ("sentencepiece", {}), ("sentencepiece", {"model_type": "bpe"})],
+    ids=["char", "word", "sentencepiece-unigram", "sentencepiece-bpe"],
 )
 def test_builtin_tokenizers_pass(name, options):
     check_tokenizer(registry.load("tokenizers", name), **options)
-
-
-def test_sentencepiece_bpe_passes():
-    check_tokenizer(registry.load("tokenizers", "sentencepiece"), model_type="bpe")
 
 
 @pytest.mark.parametrize("name,options", [("greedy", {}), ("beam", {"beam_size": 3, "nbest": 2})])
