@@ -39,7 +39,8 @@ def env(cache: Path) -> dict[str, str]:
 
 
 def train(run_dir: Path, processes: int, *overrides: str) -> list[dict]:
-    """Train into run_dir with `processes` torchrun workers (1: plain python); its metrics."""
+    """Train into run_dir with `processes` torchrun workers (1: plain python); its metrics
+    (and, in OUTPUT[run_dir], what it printed)."""
     launcher = (
         ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
         if processes > 1
@@ -58,8 +59,12 @@ def train(run_dir: Path, processes: int, *overrides: str) -> list[dict]:
         command, env=env(run_dir.parent / "cache"), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    OUTPUT[run_dir] = done.stdout + done.stderr
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
+
+
+OUTPUT: dict[Path, str] = {}
 
 
 def train_losses(records: list[dict]) -> dict[int, float]:
@@ -149,3 +154,20 @@ def test_a_multi_task_slurm_job_becomes_torchrun_style_ranks(monkeypatch) -> Non
     )
     assert os.environ["MASTER_ADDR"] == "gpu07"
     assert not export_slurm_environment()  # torchrun's variables are there now: left alone
+
+
+def test_resume_with_another_number_of_processes_keeps_the_global_batches(
+    tmp_path: Path,
+) -> None:
+    """Two processes to update 4, then one process on to 8: the global batches do not
+    depend on the number of processes, so without dropout the losses are those of one
+    process throughout; with dropout the masks would differ, which is said."""
+    common = ["model.dropout=0", "trainer.checkpoint_every=4", "trainer.average_last=0"]
+    whole = train_losses(train(tmp_path / "whole", 1, *common, "trainer.max_steps=8"))
+    part = tmp_path / "part"
+    train(part, 2, *common, "trainer.max_steps=4")
+    resumed = train_losses(train(part, 1, *common, "trainer.max_steps=8", f"trainer.resume={part}"))
+    assert sorted(resumed) == list(range(1, 9))
+    for step in range(1, 9):
+        assert resumed[step] == pytest.approx(whole[step], rel=1e-5, abs=1e-5), step
+    assert "resuming 1 process(es) from a checkpoint of 2" in OUTPUT[part]

@@ -6,6 +6,7 @@ lines or raises a CorpusError naming the file, nothing else."""
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 from pathlib import Path
 
@@ -114,3 +115,20 @@ def test_corpus_reader_returns_lines_or_names_the_file(src, tgt, gz):
             assert src_lines is None or tgt_lines is None or len(src_lines) != len(tgt_lines)
         else:
             assert pair == (src_lines, tgt_lines)
+
+
+def test_an_over_long_source_is_cut_to_250_tokens_with_a_warning(translator, caplog):
+    words = "ein Hund läuft über die Wiese und ".split()
+    long_line = " ".join(words[i % len(words)] for i in range(900))
+    ids = translator.src_tokenizer.encode(long_line)
+    assert len(ids) > translator.max_source_tokens == 250
+    with caplog.at_level(logging.WARNING, logger="seq2seq.translation.translator"):
+        long_out = translator.translate_text([long_line, "ein Hund ."], max_length=30)
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert warnings == [f"source line of {len(ids)} tokens truncated to 250"]
+    assert len(long_out) == 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seq2seq.translation.translator"):
+        assert translator._encode(long_line) == ids[:250]  # what the search is given
+        assert translator._encode("ein Hund .") == translator.src_tokenizer.encode("ein Hund .")
+    assert len(caplog.records) == 1

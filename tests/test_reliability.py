@@ -255,17 +255,19 @@ def drive(main: Run, others: list[Run], watcher: CheckpointWatcher) -> None:
     watcher.check(main.run_dir)
 
 
-def test_sigkill_and_sigterm_at_random_moments_then_resume_gives_the_uninterrupted_losses(
+def test_sigkill_sigterm_and_sigint_at_random_moments_then_resume_gives_the_uninterrupted_losses(
     tmp_path, reference
 ):
     """Two SIGKILLs at seeded random steps, each followed by a resume from the killed run's
     folder, then a resume that runs to the end; beside them (in parallel, to save time) a
-    run that gets SIGTERM. Every checkpoint file seen on disk, at any poll, must load."""
+    run that gets SIGTERM and one that gets SIGINT (Ctrl-C), which is then resumed to the
+    end. Every checkpoint file seen on disk, at any poll, must load."""
     _, expected = reference
     rng = random.Random(20261125)
     watcher = CheckpointWatcher()
     term = Run(tmp_path / "term", target=rng.randint(8, 30), sig=signal.SIGTERM)
-    beside = [term]
+    ctrl_c = Run(tmp_path / "int", target=random.Random(7).randint(8, 30), sig=signal.SIGINT)
+    beside = [term, ctrl_c]
     resume_from, resume_step, runs = None, 0, []
     try:
         for segment in range(3):
@@ -293,10 +295,17 @@ def test_sigkill_and_sigterm_at_random_moments_then_resume_gives_the_uninterrupt
             else:
                 assert run.proc.returncode == 0, run.output()
                 assert max(losses) == MAX_STEPS
-        while term.poll(watcher):
+        while term.poll(watcher) | ctrl_c.poll(watcher):
             time.sleep(0.02)
+        ctrl_c_losses = logged_losses(ctrl_c.run_dir)
+        resumed = Run(tmp_path / "int_resumed", f"trainer.resume={ctrl_c.run_dir}")
+        try:
+            drive(resumed, [], watcher)
+        finally:
+            resumed.stop()
     finally:
         term.stop()
+        ctrl_c.stop()
     assert runs[1][0] > 0 and runs[2][0] > runs[1][0]
     assert watcher.loads >= 5
 
@@ -308,3 +317,14 @@ def test_sigkill_and_sigterm_at_random_moments_then_resume_gives_the_uninterrupt
     assert term.target <= max(losses) < MAX_STEPS
     assert checkpoint_step(term.run_dir / "checkpoints" / "last.pt") == max(losses)
     assert losses == {step: expected[step] for step in losses}
+
+    # SIGINT: the same clean exit, and a resume from it runs on to the reference losses.
+    output = ctrl_c.output()
+    assert ctrl_c.sent and ctrl_c.proc.returncode == 0, output
+    assert "received SIGINT" in output and "Traceback" not in output
+    stopped = checkpoint_step(ctrl_c.run_dir / "checkpoints" / "last.pt")
+    assert stopped == max(ctrl_c_losses) >= ctrl_c.target
+    assert ctrl_c_losses == {step: expected[step] for step in ctrl_c_losses}
+    assert resumed.proc.returncode == 0, resumed.output()
+    losses = logged_losses(resumed.run_dir)
+    assert losses == {step: expected[step] for step in range(stopped + 1, MAX_STEPS + 1)}
