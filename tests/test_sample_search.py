@@ -108,7 +108,7 @@ def test_cli_flags_reach_sample() -> None:
         ("--search beam --temperature 0.7", "--temperature needs --search sample"),
         ("--top-p 0.9", "--top-p needs --search sample"),
         ("--search sample --temperature 0", "temperature must be > 0"),
-        ("--search sample --top-p 1.5", "top_p must be in"),
+        ("--search sample --top-p 1.5", "--top-p must be in"),
         ("--search sample --nbest 2", "--nbest needs --search beam"),
     ],
 )

@@ -139,7 +139,7 @@ def test_flag_for_a_strategy_that_does_not_take_it_names_both(toy) -> None:
 
 def test_strategy_check_runs_before_any_model(toy) -> None:
     args = build_parser().parse_args("--checkpoint x --search toy --width 0".split())
-    with pytest.raises(ValueError, match="toy: width must be >= 1"):
+    with pytest.raises(ValueError, match="toy: --width must be >= 1"):
         search_options(args)
     args = build_parser().parse_args("--checkpoint x --search toy --search-option wdth=2".split())
     with pytest.raises(registry.PluginOptionError, match="did you mean 'width'"):

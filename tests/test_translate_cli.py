@@ -277,7 +277,7 @@ def test_missing_input_file(checkpoint: Path, tmp_path: Path, capsys) -> None:
         (["--chunk-lines", "0"], "--chunk-lines"),  # 0 used to translate nothing, silently
         (["--batch-size", "0"], "--batch-size"),
         (["--nbest", "2"], "--search beam"),  # greedy has one hypothesis per line
-        (["--search", "beam", "--beam-size", "2", "--nbest", "3"], "cannot exceed beam_size"),
+        (["--search", "beam", "--beam-size", "2", "--nbest", "3"], "cannot exceed --beam-size"),
     ],
 )
 def test_bad_flags_exit_2(

@@ -185,8 +185,8 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if args.search not in entry.strategies:
             raise ValueError(
-                f"{entry.flag} {value} needs --search {' or '.join(entry.strategies)} "
-                f"('{args.search}' does not take it)"
+                f"{entry.flag} needs --search {' or '.join(entry.strategies)} "
+                f"('{args.search}' does not take it; got {entry.flag} {value})"
             )
         options[entry.option] = value
     for item in args.search_option:
