@@ -125,8 +125,9 @@ class CleanReport:
             raise ValueError(f"{reason} count {count} must be between 0 and kept={self.kept}")
         self.dropped[reason] = self.dropped.get(reason, 0) + count
         self.kept -= count
-        shown = self.examples.setdefault(reason, [])
-        shown.extend(list(examples)[: max(_MAX_EXAMPLES - len(shown), 0)])
+        if examples:
+            shown = self.examples.setdefault(reason, [])
+            shown.extend(list(examples)[: max(_MAX_EXAMPLES - len(shown), 0)])
 
     def add_too_long(self, count: int, examples: Sequence[int] = ()) -> None:
         """Record ``count`` kept pairs as dropped for length (1-based numbers in examples)."""

@@ -211,6 +211,14 @@ def prepare_streaming_data(
     )
 
 
+def _check_left(report: CleanReport) -> None:
+    if not report.kept:
+        raise ValueError(
+            f"no training pair is left ({report}): raise data.max_length (tokens per side) "
+            "or relax data.filters"
+        )
+
+
 def prepare_data(
     data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> PreparedData:
@@ -220,6 +228,7 @@ def prepare_data(
     splits = load_splits(data_cfg)
     filters = Filters.from_config(data_cfg)
     src, tgt, numbers, report = clean_pairs(splits["train"].src, splits["train"].tgt, filters)
+    _check_left(report)
     train = ParallelSplit(src, tgt)
     root = resolve_cache_dir(data_cfg.cache_dir)
     cache = DataCache(root) if root else None
@@ -230,11 +239,7 @@ def prepare_data(
     )
     for reason, indexes in dropped.items():
         report.add(reason, len(indexes), [numbers[i] for i in indexes[:5]])
-    if not report.kept:
-        raise ValueError(
-            f"no training pair is left ({report}): raise data.max_length (tokens per side) "
-            "or relax data.filters"
-        )
+    _check_left(report)
     log.info("training data: %s", report)
     return PreparedData(
         tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report
