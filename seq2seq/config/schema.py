@@ -168,6 +168,19 @@ class CorpusFiles:
 
 
 @dataclass
+class FiltersConfig:
+    """`data.filters`: cleaning of the training pairs beyond data.max_length (seq2seq.data.
+    cleaning). Defaults here too: a config saved before the filters existed has none, and
+    means them off."""
+
+    max_chars: int | None = setting(whole(1, "no limit"), default=None)
+    max_length_ratio: float | None = setting(number(1, off="no limit"), default=None)
+    drop_copies: bool = False
+    dedupe: bool = False
+    drop_control_chars: bool = False
+
+
+@dataclass
 class ParallelDataConfig:
     """A parallel corpus (`data/multi30k.yaml`, `data/tatoeba_en_es.yaml`)."""
 
@@ -176,6 +189,7 @@ class ParallelDataConfig:
     src_lang: str = MISSING
     tgt_lang: str = MISSING
     max_length: int = setting(whole(1))
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
     train_subset: int | None = setting(whole(1, "all"))
     dev_subset: int | None = setting(whole(1, "all"))
     files: CorpusFiles = field(default_factory=CorpusFiles)

@@ -1,4 +1,9 @@
-"""From a data config to tokenized training examples: load, clean, tokenize once, filter."""
+"""From a data config to tokenized training examples: load, clean, tokenize once, filter.
+
+The training pairs go through the filters of seq2seq.data.cleaning (data.filters, then
+data.max_length on the tokens); dev and test are never filtered, as they are scored
+against their references.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import datasets
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.cache import DataCache, resolve_cache_dir, text_key
-from seq2seq.data.cleaning import CleanReport, drop_empty_pairs
+from seq2seq.data.cleaning import CleanReport, Filters, clean_pairs, token_drop
 from seq2seq.data.corpora import ParallelSplit, load_corpus, load_files
 from seq2seq.data.streaming import read_pairs, resolve_shards
 from seq2seq.tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_state, train_tokenizer
@@ -115,9 +120,14 @@ def tokenize(
     tgt_tok: Tokenizer,
     max_length: int,
     cache: DataCache | None = None,
-) -> tuple[TokenizedCorpus, int]:
+    max_length_ratio: float | None = None,
+) -> tuple[TokenizedCorpus, dict[str, list[int]]]:
     """Tokenize once through `datasets.map` (Arrow; cached on disk when `cache` is given),
-    then drop pairs longer than max_length tokens."""
+    then drop pairs longer than max_length tokens on a side or, with max_length_ratio, whose
+    longer side has more than that many times the tokens of the shorter.
+
+    Returns the kept pairs and, per reason (too_long, length_ratio), the 0-based indexes
+    in `split` of the pairs dropped for it."""
     key = None
     if cache:
         digests = (_tokenizer_digest(src_tok), _tokenizer_digest(tgt_tok))
@@ -131,13 +141,15 @@ def tokenize(
         log.info("tokenized training data: from the cache (%s)", cache.root)
     columns = table.to_dict()  # one conversion: a datasets Column decodes per item (slow)
     src_ids, tgt_ids = columns["src_ids"], columns["tgt_ids"]
-    keep = [
-        i
-        for i in range(len(src_ids))
-        if len(src_ids[i]) <= max_length and len(tgt_ids[i]) <= max_length
-    ]
-    too_long = len(src_ids) - len(keep)
-    return TokenizedCorpus([src_ids[i] for i in keep], [tgt_ids[i] for i in keep]), too_long
+    keep: list[int] = []
+    dropped: dict[str, list[int]] = {"too_long": []}
+    for i in range(len(src_ids)):
+        reason = token_drop(len(src_ids[i]), len(tgt_ids[i]), max_length, max_length_ratio)
+        if reason is None:
+            keep.append(i)
+        else:
+            dropped.setdefault(reason, []).append(i)
+    return TokenizedCorpus([src_ids[i] for i in keep], [tgt_ids[i] for i in keep]), dropped
 
 
 def _tokenize_table(split: ParallelSplit, src_tok: Tokenizer, tgt_tok: Tokenizer):
@@ -171,7 +183,15 @@ def prepare_streaming_data(
     splits = load_splits(data_cfg, with_train=False)
     if "dev" not in splits:
         raise ValueError("data.streaming=true still needs a dev set (data.files.dev_src/dev_tgt)")
-    src, tgt, report = drop_empty_pairs(*read_pairs(shards, data_cfg.tokenizer_sample))
+    filters = Filters.from_config(data_cfg)
+    if filters.dedupe:
+        raise ValueError(
+            "data.filters.dedupe=true is not available with data.streaming=true (it would "
+            "keep every pair seen in memory): remove the duplicates when building the shards, "
+            "or set data.filters.dedupe=false"
+        )
+    sample = read_pairs(shards, data_cfg.tokenizer_sample)
+    src, tgt, _, report = clean_pairs(*sample, filters, name="tokenizer sample")
     if tokenizers is None:
         root = resolve_cache_dir(data_cfg.cache_dir)
         tokenizers = build_tokenizers(
@@ -191,6 +211,14 @@ def prepare_streaming_data(
     )
 
 
+def _check_left(report: CleanReport) -> None:
+    if not report.kept:
+        raise ValueError(
+            f"no training pair is left ({report}): raise data.max_length (tokens per side) "
+            "or relax data.filters"
+        )
+
+
 def prepare_data(
     data_cfg: Any, tok_cfg: Any, tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> PreparedData:
@@ -198,21 +226,20 @@ def prepare_data(
     if data_cfg.streaming:
         return prepare_streaming_data(data_cfg, tok_cfg, tokenizers)
     splits = load_splits(data_cfg)
-    src, tgt, report = drop_empty_pairs(splits["train"].src, splits["train"].tgt)
+    filters = Filters.from_config(data_cfg)
+    src, tgt, numbers, report = clean_pairs(splits["train"].src, splits["train"].tgt, filters)
+    _check_left(report)
     train = ParallelSplit(src, tgt)
     root = resolve_cache_dir(data_cfg.cache_dir)
     cache = DataCache(root) if root else None
     if tokenizers is None:
         tokenizers = build_tokenizers(tok_cfg, train, cache)
-    tokenized, too_long = tokenize(train, *tokenizers, data_cfg.max_length, cache)
-    report.too_long = too_long
-    report.kept = len(tokenized)
-    if not report.kept:
-        raise ValueError(
-            f"no training pair is left: {too_long} of {len(train)} are longer than "
-            f"data.max_length={data_cfg.max_length} tokens (and {report.empty} were empty); "
-            "raise data.max_length"
-        )
+    tokenized, dropped = tokenize(
+        train, *tokenizers, data_cfg.max_length, cache, filters.max_length_ratio
+    )
+    for reason, indexes in dropped.items():
+        report.add(reason, len(indexes), [numbers[i] for i in indexes[:5]])
+    _check_left(report)
     log.info("training data: %s", report)
     return PreparedData(
         tokenizers[0], tokenizers[1], tokenized, splits["dev"], splits.get("test"), report

@@ -25,11 +25,12 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from seq2seq.data.batching import token_batches
+from seq2seq.data.cleaning import Filters, has_control_chars, token_drop
 from seq2seq.data.reading import CorpusError
 
 __all__ = [
@@ -53,12 +54,16 @@ Batches = Iterator[tuple[list[list[int]], list[list[int]]]]
 @dataclass
 class StreamStats:
     """What the stream did with the pairs it read (never silent): read = kept + empty +
-    too_long, counted as pairs pass through, so it can be read mid-epoch."""
+    too_long + the sum of `filtered`, counted as pairs pass through, so it can be read
+    mid-epoch."""
 
     read: int = 0
     kept: int = 0
     empty: int = 0  # a side is blank (or tokenizes to nothing)
     too_long: int = 0  # a side has more than max_length tokens
+    #: pairs dropped by data.filters, per reason (control_chars, too_many_chars, copy,
+    #: length_ratio; dedupe cannot stream)
+    filtered: dict[str, int] = field(default_factory=dict)
 
 
 def resolve_shards(patterns: str | list[str]) -> list[str]:
@@ -166,11 +171,13 @@ def stream_batches(
     max_length: int,
     window: int,
     stats: StreamStats | None = None,
+    filters: Filters | None = None,
 ) -> Batches:
     """Yield this rank's batches for one pass (epoch) over its shards: each batch is
     (src_ids_list, tgt_ids_list). Pairs with an empty side or more than `max_length`
-    tokens on a side are dropped and counted in `stats`. Arguments are checked now; the
-    shards are opened on the first ``next()``."""
+    tokens on a side are dropped and counted in `stats`, and so are those `filters`
+    (data.filters, without dedupe) rejects. Arguments are checked now; the shards are
+    opened on the first ``next()``."""
     if not 0 <= rank < world_size:
         raise ValueError(
             f"rank must be in 0..{world_size - 1} (world_size={world_size}), got {rank}"
@@ -186,6 +193,10 @@ def stream_batches(
     if seed < 0 or epoch < 0:
         raise ValueError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
     stats = stats if stats is not None else StreamStats()
+    filters = filters or Filters()
+    if filters.dedupe:
+        raise ValueError("dedupe cannot stream: remove duplicate pairs when building shards")
+    ratio = filters.max_length_ratio
     files = list(files)
 
     def lazily() -> Batches:  # a generator: nothing is opened before the first next()
@@ -196,18 +207,21 @@ def stream_batches(
             batched=True,
             batch_size=chunk,
             remove_columns=["src", "tgt"],
-            fn_kwargs={"src_tok": src_tok, "tgt_tok": tgt_tok},
+            fn_kwargs={"src_tok": src_tok, "tgt_tok": tgt_tok, "filters": filters},
         )
         src: list[list[int]] = []
         tgt: list[list[int]] = []
         index = 0
         for rows in _checked(ds.iter(batch_size=chunk), files):
-            for s, t in zip(rows["src_ids"], rows["tgt_ids"], strict=True):
+            for s, t, drop in zip(rows["src_ids"], rows["tgt_ids"], rows["drop"], strict=True):
                 stats.read += 1
+                drop = drop or (s and t and token_drop(len(s), len(t), max_length, ratio))
                 if not s or not t:
                     stats.empty += 1
-                elif len(s) > max_length or len(t) > max_length:
+                elif drop == "too_long":
                     stats.too_long += 1
+                elif drop:
+                    stats.filtered[drop] = stats.filtered.get(drop, 0) + 1
                 else:
                     stats.kept += 1
                     src.append(s)
@@ -259,8 +273,27 @@ def _checked(rows: Iterator[dict[str, list]], files: list[str]) -> Iterator[dict
         ) from exc
 
 
-def _encode_rows(rows: dict[str, list], src_tok: Any, tgt_tok: Any) -> dict[str, list]:
-    return {"src_ids": _encode(src_tok, rows["src"]), "tgt_ids": _encode(tgt_tok, rows["tgt"])}
+def _encode_rows(
+    rows: dict[str, list], src_tok: Any, tgt_tok: Any, filters: Filters
+) -> dict[str, list]:
+    """Token ids of both sides, and the text filter that drops each pair ("" for none)."""
+    return {
+        "src_ids": _encode(src_tok, rows["src"]),
+        "tgt_ids": _encode(tgt_tok, rows["tgt"]),
+        "drop": [_text_drop(s, t, filters) for s, t in zip(rows["src"], rows["tgt"], strict=True)],
+    }
+
+
+def _text_drop(src: str | None, tgt: str | None, filters: Filters) -> str:
+    """The first text filter (cleaning.FILTERS order, dedupe aside) rejecting a pair, or ""."""
+    s, t = src or "", tgt or ""
+    if filters.drop_control_chars and (has_control_chars(s) or has_control_chars(t)):
+        return "control_chars"
+    if filters.max_chars is not None and max(len(s), len(t)) > filters.max_chars:
+        return "too_many_chars"
+    if filters.drop_copies and s.strip() and s.strip() == t.strip():
+        return "copy"
+    return ""
 
 
 def _encode(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:

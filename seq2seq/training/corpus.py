@@ -3,13 +3,16 @@ the batches of each epoch, and the stream of them a resume can re-enter exactly.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from seq2seq.data.batching import Batch, make_batch, padding_fraction, token_batches
+from seq2seq.data.cleaning import CleanReport, Filters
 from seq2seq.data.pipeline import PreparedData, prepare_data, tokenize
 from seq2seq.data.streaming import StreamStats, check_shards_for_ranks, stream_batches
 from seq2seq.tokenizers import tokenizer_from_state, tokenizer_to_state
@@ -24,6 +27,18 @@ def tokenizer_states(data: PreparedData, kind: str) -> dict[str, Any]:
         "src": tokenizer_to_state(kind, data.src_tokenizer),
         "tgt": tokenizer_to_state(kind, data.tgt_tokenizer),
     }
+
+
+DATA_REPORT = "data_report.json"
+
+
+def write_data_report(run_dir: Path, report: CleanReport) -> None:
+    """run_dir/data_report.json: what cleaning dropped from the training data, per filter
+    (for a streamed corpus, from the tokenizer sample; the stream's own counts are logged
+    at each epoch's end)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report.as_dict(), indent=2) + "\n"
+    (run_dir / DATA_REPORT).write_text(text, encoding="utf-8")
 
 
 def load_data(cfg: Any, dist: DistContext, saved: dict[str, Any] | None) -> PreparedData:
@@ -106,6 +121,7 @@ class TrainingCorpus:
             max_length=self.cfg.data.max_length,
             window=self.cfg.data.stream_window,
             stats=self.stream_stats,
+            filters=Filters.from_config(self.cfg.data),
         )
         for src, tgt in islice(stream, skip, None):
             yield make_batch(src, tgt)

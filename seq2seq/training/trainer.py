@@ -25,9 +25,15 @@ from seq2seq.checkpoint import save_checkpoint
 from seq2seq.data.batching import Batch
 from seq2seq.hardware import flatten_rnn_weights, grad_scaler, resolve_precision
 from seq2seq.nn.model import ModelSpec, Seq2Seq, spec_from_options
+from seq2seq.tokenizers.files import save_tokenizers
 from seq2seq.training.averaging import average_checkpoints
 from seq2seq.training.checkpointing import check_same_model, load_resume
-from seq2seq.training.corpus import TrainingCorpus, load_data, tokenizer_states
+from seq2seq.training.corpus import (
+    TrainingCorpus,
+    load_data,
+    tokenizer_states,
+    write_data_report,
+)
 from seq2seq.training.distributed import wrap_for_training
 from seq2seq.training.evaluation import dev_scores
 from seq2seq.training.optimizer import load_optimizer_state, make_adam
@@ -109,8 +115,9 @@ class Trainer(TrainingRun):
         resumed = load_resume(t.resume, ("optimizer",), "it holds weights only (use last.pt)")
         self.data = load_data(self.cfg, self.dist, resumed["tokenizers"] if resumed else None)
         if self.dist.is_main:
-            self.data.src_tokenizer.save(self.run_dir / "tokenizer" / "src")
-            self.data.tgt_tokenizer.save(self.run_dir / "tokenizer" / "tgt")
+            src, tgt = self.data.src_tokenizer, self.data.tgt_tokenizer
+            save_tokenizers(self.run_dir / "tokenizer", self.cfg.tokenizer.type, src, tgt)
+            write_data_report(self.run_dir, self.data.report)
         src, tgt = self.data.src_tokenizer, self.data.tgt_tokenizer
         self.spec = model_spec_from_config(self.cfg.model, src.vocab_size, tgt.vocab_size)
         if self.spec.tie_embeddings == "all" and src is not tgt:
