@@ -303,7 +303,19 @@ def test_sweep_end_to_end(tmp_path, data_root, launcher):
         summary = json.loads((sweep_dir / job / "summary.json").read_text(encoding="utf-8"))
         assert summary["steps"] == summary["updates"] == 10 and summary["error"] is None
         assert summary["best"]["dev_bleu"]["step"] == 10 and summary["wall_s"] > 0
-        assert set(summary["final"]) == {"dev_loss", "dev_ppl", "dev_bleu"}
+        assert set(summary["final"]) == {"dev_loss", "dev_ppl", "dev_bleu", "dev_chrf"}
         config_text = (sweep_dir / job / "config.yaml").read_bytes()
         assert summary["config_sha256"] == hashlib.sha256(config_text).hexdigest()
         assert Path(summary["checkpoints"]["last"]).is_file()
+    # the same runs as dev BLEU curves, one line each
+    plot = tmp_path / "bleu.png"
+    proc = subprocess.run(
+        [console_script("seq2seq-results"), str(sweep_dir), "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "plot of 2 run(s)" in proc.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

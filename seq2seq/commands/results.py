@@ -3,6 +3,7 @@
     seq2seq-results multirun/2026-11-25/21-00-00          # a Hydra sweep
     seq2seq-results runs/ --sort best_dev_bleu            # best first
     seq2seq-results runs/ multirun/ --json > runs.json    # a list of records
+    seq2seq-results runs/ --plot bleu.png                 # and dev BLEU curves
 
 A run directory is a folder holding `config.yaml` beside `summary.json`,
 `metrics.jsonl`, `checkpoints/` or `.hydra/` (what `python -m seq2seq.train` writes).
@@ -28,6 +29,9 @@ shows the last step of its `metrics.jsonl`. Unreadable lines of a metrics file (
 kill mid-write leaves a truncated last line) are skipped with a warning naming the
 file and line. Columns that are empty for every run are left out of the table (never
 out of `--json`).
+
+`--plot out.png` also draws each run's dev BLEU against updates and against wall time
+(seq2seq.commands.results_plot), from the evaluation records of its metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -386,6 +390,39 @@ def collect(dirs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     return records, missing
 
 
+def plot_runs(records: list[dict[str, Any]], path: str) -> bool:
+    """--plot: the dev BLEU curves of the runs (in table order) to `path`; False, with
+    an error printed, when no run has a dev BLEU to draw or the file cannot be written."""
+    from seq2seq.commands.results_plot import bleu_curve, plot_bleu  # imports matplotlib
+
+    curves = {}
+    for record in records:
+        metrics = Path(record["path"]) / "metrics.jsonl"
+        try:
+            points = bleu_curve(read_jsonl(metrics)) if metrics.is_file() else []
+        except OSError as exc:
+            warn(f"cannot read {metrics}: {exc.strerror or exc}")
+            points = []
+        if points:
+            curves[record["run"]] = points
+        else:
+            warn(f"{record['run']}: no dev BLEU in its metrics.jsonl; left out of the plot")
+    if not curves:
+        print(
+            "error: --plot: none of the runs has a dev BLEU evaluation in its metrics.jsonl "
+            "(translation runs log one every trainer.eval_every updates)",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        plot_bleu(curves, Path(path).expanduser())
+    except OSError as exc:
+        print(f"error: --plot: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    print(f"plot of {len(curves)} run(s): {path}", file=sys.stderr)
+    return True
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="seq2seq-results",
@@ -400,6 +437,12 @@ def _main(argv: list[str] | None = None) -> int:
         metavar="KEY",
         help=f"order of the rows: one of {', '.join(SORT_KEYS)} (default: run). Scores "
         "and speeds sort best first, losses and wall-clock lowest first",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also write a PNG of dev BLEU against updates and against wall time, one line "
+        "per run (from each run's metrics.jsonl)",
     )
     args = parser.parse_args(argv)
     records, missing = collect(args.dirs)
@@ -417,6 +460,8 @@ def _main(argv: list[str] | None = None) -> int:
         print(json.dumps(records, indent=2, ensure_ascii=False))
     else:
         print(format_table(records))
+    if args.plot and not plot_runs(records, args.plot):
+        return 2
     return 0
 
 

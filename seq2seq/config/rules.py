@@ -9,6 +9,7 @@ rule words its own message: the key, what is allowed, and the closest allowed na
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,3 +106,36 @@ class Plugin:
         if value in {info.name for info in registry.available(self.group)}:
             return None
         return f"{key}: {registry.unknown_message(self.group, str(value))}"
+
+
+# Where training metrics go besides metrics.jsonl (seq2seq.training.loggers), and the
+# package each needs.
+LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+@dataclass(frozen=True)
+class Loggers:
+    """A list of logger names, each known and installed: a missing package is a config
+    mistake found before any data work, not an ImportError after it."""
+
+    packages: dict[str, str]  # name -> the module it imports
+
+    def problem(self, key: str, value: Any) -> str | None:
+        names = list(self.packages)
+        unknown = [v for v in value if v not in self.packages]
+        if unknown:
+            hint = did_you_mean(unknown[0], names)
+            return (
+                f"{key} must be a list of: {', '.join(names)} (or [] for none), "
+                f"got {unknown[0]!r}{hint}"
+            )
+        for name in value:
+            if importlib.util.find_spec(self.packages[name]) is None:
+                return (
+                    f"{key} includes {name}, but the {self.packages[name]} package is not "
+                    f"installed: pip install {self.packages[name]}, or leave {name} out of {key}"
+                )
+        return None
+
+
+LOGGERS = Loggers(LOGGER_PACKAGES)

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from seq2seq.config.rules import DEVICE, Plugin, ValueRule, number, one_of, whole
+from seq2seq.config.rules import DEVICE, LOGGERS, Plugin, ValueRule, number, one_of, whole
 from seq2seq.data.corpora import CORPORA
 from seq2seq.hardware import PRECISIONS
 from seq2seq.nn.initialization import SCHEMES
@@ -106,6 +106,8 @@ class TrainerBase:
     log_every: int = setting(whole(1))
     device: str = setting(DEVICE)
     threads: int | None = setting(whole(1, "torch's default"))
+    loggers: list[str] = setting(LOGGERS)  # besides metrics.jsonl (seq2seq.training.loggers)
+    wandb_project: str = MISSING
 
 
 @dataclass

@@ -19,6 +19,7 @@ from seq2seq.translation.translator import Translator
 # Scores tracked in summary.json, and whether higher is better.
 HIGHER_IS_BETTER = {
     "dev_bleu": True,
+    "dev_chrf": True,
     "dev_loss": False,
     "dev_ppl": False,
     "valid_bpc": False,
@@ -74,19 +75,42 @@ def dev_loss(
     return total_nll / max(total_tokens, 1)
 
 
-def dev_scores(
+@dataclass
+class DevEvaluation:
+    """One validation: its scores and the greedy translations they were computed from."""
+
+    scores: dict[str, float]  # dev_loss, dev_ppl, dev_bleu, dev_chrf
+    sources: list[str]
+    references: list[str]
+    hypotheses: list[str]  # one per scored dev sentence, in order
+
+
+def dev_evaluation(
     model: Seq2Seq, data: PreparedData, dev_tokens: TokenizedCorpus, tcfg: Any, device
-) -> dict[str, float]:
-    """Dev loss and perplexity, and the BLEU of greedy translations of the first
+) -> DevEvaluation:
+    """Dev loss and perplexity, and the BLEU and chrF of greedy translations of the first
     trainer.eval_sentences dev sentences (all when 0)."""
     model.eval()
     with torch.inference_mode():
         loss = dev_loss(model, dev_tokens, tcfg.batch_tokens, device)
     n = tcfg.eval_sentences or len(data.dev)
+    sources, references = list(data.dev.src[:n]), list(data.dev.tgt[:n])
     translator = Translator(model, data.src_tokenizer, data.tgt_tokenizer)
     hyps = translator.translate_text(
-        data.dev.src[:n], search="greedy", batch_size=128, max_length=tcfg.eval_max_length
+        sources, search="greedy", batch_size=128, max_length=tcfg.eval_max_length
     )
-    bleu = sacrebleu.corpus_bleu(hyps, [data.dev.tgt[:n]]).score
     model.train()
-    return {"dev_loss": loss, "dev_ppl": math.exp(min(loss, 50)), "dev_bleu": bleu}
+    scores = {
+        "dev_loss": loss,
+        "dev_ppl": math.exp(min(loss, 50)),
+        "dev_bleu": sacrebleu.corpus_bleu(hyps, [references]).score,
+        "dev_chrf": sacrebleu.corpus_chrf(hyps, [references]).score,
+    }
+    return DevEvaluation(scores, sources, references, list(hyps))
+
+
+def dev_scores(
+    model: Seq2Seq, data: PreparedData, dev_tokens: TokenizedCorpus, tcfg: Any, device
+) -> dict[str, float]:
+    """The scores of dev_evaluation."""
+    return dev_evaluation(model, data, dev_tokens, tcfg, device).scores

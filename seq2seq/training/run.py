@@ -1,5 +1,6 @@
-"""What every training loop shares: run folder, metrics log, budgets, signals, the NaN
-guard, log intervals, evaluation bookkeeping, checkpoints and summary.json."""
+"""What every training loop shares: run folder, metrics log (and the dashboards fed the
+same records), budgets, signals, the NaN guard, log intervals, evaluation bookkeeping,
+checkpoints and summary.json."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from seq2seq.config import validate
 from seq2seq.training.checkpointing import Checkpointer, TrainingError
 from seq2seq.training.distributed import DistContext
 from seq2seq.training.evaluation import Scoreboard
+from seq2seq.training.loggers import RunLoggers
 from seq2seq.training.progress import LogInterval, MetricsLog, RunProgress, progress_bar
 from seq2seq.training.schedule import LRSchedule
 from seq2seq.training.stopping import Budget, on_stop_signal
@@ -63,7 +65,8 @@ class TrainingRun:
     `train` from these steps, and defines `_eval_metric()` (the dev score that picks
     best.pt and drives early stopping), `_payload(full)` (a checkpoint), `evaluate()`,
     `_interval_record(interval)` and `_postfix(record)` (a log record and its progress-bar
-    summary) and `_announce_eval(metrics, better)`.
+    summary) and `_announce_eval(metrics, better)`. Every record written to metrics.jsonl
+    also goes to the dashboards of trainer.loggers (seq2seq.training.loggers).
     """
 
     task = "translation"
@@ -90,6 +93,7 @@ class TrainingRun:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.dist.is_main)
+        self.loggers = RunLoggers([])  # opened by `start`, once the step is known
         self.device = resolve_device(device or self.tcfg.device)
         self.stop_reason: str | None = None
         self.budget = Budget(self.tcfg)
@@ -108,13 +112,24 @@ class TrainingRun:
     def _after_training(self, interrupted: bool) -> None:
         """After the final save and evaluation."""
 
+    def _report_evaluation(self, step: int) -> None:
+        """After an evaluation's record is written: what else it leaves (rank 0)."""
+
     # ------------------------------------------------------ steps of the loop
     def start(self, updates_per_epoch: int | None, desc: str) -> None:
-        """Signal handlers, the progress bar, and whether there is anything left to do."""
+        """Signal handlers, the dashboards, the progress bar, and whether there is anything
+        left to do."""
         on_stop_signal(self.request_stop)
         self.model.train()
+        p = self.progress
+        self.loggers = RunLoggers.open(self.cfg, self.run_dir, p.step, self.dist.is_main)
         self.bar = progress_bar(
-            self.tcfg, self.progress.step, updates_per_epoch, desc, self.dist.is_main
+            self.tcfg,
+            self.progress.step,
+            updates_per_epoch,
+            desc,
+            self.dist.is_main,
+            self.budget.elapsed,
         )
         self.interval = LogInterval()
         self.stop_reason, _ = self.dist.agree_on_stop(self._stop_reason(), False)
@@ -143,7 +158,7 @@ class TrainingRun:
         else:
             p.bad_steps = 0
             self.interval.add(loss, amount, clipped)
-        self.bar.update(1)
+        self.bar.advance(p.step)
 
     def maybe_log(self) -> None:
         """Every trainer.log_every steps: a metrics.jsonl record of the interval."""
@@ -180,6 +195,7 @@ class TrainingRun:
             self.record_evaluation(self.evaluate_everywhere(), update_schedule=False)
         interrupted = self.stop_reason.startswith("received")
         self._after_training(interrupted)
+        self.loggers.close()
         if interrupted:
             log.warning("interrupted; resume with: trainer.resume=%s", self.ckpt_dir / "last.pt")
 
@@ -200,7 +216,10 @@ class TrainingRun:
             if self.schedule is not None:
                 self.schedule.after_eval(p.step, metrics[self.scoreboard.metric])
             self.stop_reason = stop or self.stop_reason
-        self._log({"step": p.step, "epoch": p.epoch, **metrics, self.best_key: p.best_score})
+        record = {"step": p.step, "epoch": p.epoch, **metrics, self.best_key: p.best_score}
+        self._log({**record, "wall_s": round(self.wall_seconds(), 3)})
+        if self.dist.is_main:
+            self._report_evaluation(p.step)
         self._announce_eval(metrics, better)
 
     # ---------------------------------------------------------- run folder
@@ -217,6 +236,8 @@ class TrainingRun:
         return self.progress.wall_s + self.budget.elapsed()
 
     def _log(self, record: dict[str, Any]) -> None:
+        """One record to metrics.jsonl and to the dashboards."""
+        self.loggers.record(record)
         try:
             self.metrics.write(record)
         except OSError as exc:
@@ -233,6 +254,8 @@ class TrainingRun:
         except Exception as exc:
             self.write_summary(error=exc)
             raise
+        finally:
+            self.loggers.close()
         self.write_summary()
 
     def write_summary(self, error: Exception | None = None) -> None:

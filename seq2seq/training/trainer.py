@@ -35,7 +35,7 @@ from seq2seq.training.corpus import (
     write_data_report,
 )
 from seq2seq.training.distributed import wrap_for_training
-from seq2seq.training.evaluation import dev_scores
+from seq2seq.training.evaluation import DevEvaluation, dev_evaluation
 from seq2seq.training.optimizer import load_optimizer_state, make_adam
 from seq2seq.training.progress import LogInterval, RunProgress
 from seq2seq.training.reproducibility import seed_everything
@@ -87,7 +87,7 @@ class Trainer(TrainingRun):
                 for batches in self.corpus.updates(self.epoch_source(p.epoch), self.accumulate):
                     loss, tokens = self._train_step(batches)
                     p.batch_in_epoch += len(batches)
-                    self.count_update(loss, tokens)
+                    self.count_update(loss, tokens, self.updater.clipped)
                     self.maybe_log()
                     self.maybe_evaluate()
                     self.maybe_checkpoint()
@@ -238,7 +238,9 @@ class Trainer(TrainingRun):
             "train_loss": interval.loss / interval.updates,
             "lr": self.optimizer.param_groups[0]["lr"],
             "tgt_tokens_per_s": interval.per_second(),
+            "grad_norm": self.updater.grad_norm,  # of the interval's last update
             "clip_norm": t.clip_norm,
+            "clip_events": interval.clips,
             "clip_events_total": p.clip_events,
             "updates_total": p.updates,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -258,7 +260,19 @@ class Trainer(TrainingRun):
         return "dev_bleu" if self.tcfg.early_stopping_metric == "bleu" else "dev_loss"
 
     def evaluate(self) -> dict[str, float]:
-        return dev_scores(self.model, self.data, self.corpus.dev_tokens, self.tcfg, self.device)
+        self.dev_output: DevEvaluation | None = dev_evaluation(
+            self.model, self.data, self.corpus.dev_tokens, self.tcfg, self.device
+        )
+        return self.dev_output.scores
+
+    def _report_evaluation(self, step: int) -> None:
+        """RUN/dev/step_N.hyp: every dev translation scored, one a line, in order; the
+        first few also go to the dashboards beside the source and reference."""
+        out = self.dev_output
+        path = self.run_dir / "dev" / f"step_{step}.hyp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(h.replace("\n", " ") + "\n" for h in out.hypotheses), "utf-8")
+        self.loggers.translations(step, out.sources, out.references, out.hypotheses)
 
     def _announce_eval(self, metrics: dict[str, float], better: bool) -> None:
         log.info(

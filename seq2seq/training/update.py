@@ -79,6 +79,8 @@ class UpdateStep:
         self.model, self.train_forward, self.optimizer = model, train_forward, optimizer
         self.scaler, self.schedule, self.dist = scaler, schedule, dist
         self.tcfg, self.device, self.precision = tcfg, device, precision
+        self.grad_norm: float | None = None  # of the latest update (None: none computed)
+        self.clipped = False  # whether the latest update's gradient was clipped
 
     def __call__(
         self, batches: list[Batch], step: int, budget_used: Callable[[], float]
@@ -91,6 +93,7 @@ class UpdateStep:
         teacher_prob = teacher_forcing_probability(t.scheduled_sampling, step)
         generator = step_generator(t.seed, step) if teacher_prob < 1.0 else None
         self.optimizer.zero_grad(set_to_none=True)
+        self.grad_norm, self.clipped = None, False
         (tokens,) = self.dist.all_sum([sum(b.num_tokens for b in batches)])
         local = accumulate_gradients(
             batches,
@@ -105,6 +108,7 @@ class UpdateStep:
             return None, int(tokens), False, False
         self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op unless fp16)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm or float("inf"))
+        self.grad_norm = float(norm) if torch.isfinite(norm) else None
         self.schedule.before_update(step, budget_used)
         if self.scaler.is_enabled():
             scale = self.scaler.get_scale()
@@ -117,8 +121,8 @@ class UpdateStep:
             return None, int(tokens), False, False
         else:
             self.optimizer.step()
-        clipped = bool(t.clip_norm) and float(norm) > t.clip_norm
-        return loss / world, int(tokens), True, clipped
+        self.clipped = bool(t.clip_norm) and float(norm) > t.clip_norm
+        return loss / world, int(tokens), True, self.clipped
 
     def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
         """[B, T, V] logits of the update's teacher-forced (or scheduled-sampling) decoder."""
