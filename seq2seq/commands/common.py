@@ -54,7 +54,7 @@ def _flag_type(hint: Any) -> Callable[[str], Any]:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
         hint = args[0]
-    return {int: int, float: float, str: str}.get(hint, _parse_value)
+    return {int: int, float: float, str: str}.get(hint, parse_value)
 
 
 def _docstring_args(obj: Any) -> dict[str, str]:
@@ -160,7 +160,7 @@ def load_translator(args):
     return translator
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     for cast in (int, float):
         try:
             return cast(text)
@@ -193,7 +193,7 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
-        options[key.replace("-", "_")] = _parse_value(value)
+        options[key.replace("-", "_")] = parse_value(value)
     try:
         check_options(args.search, options)
     except ValueError as exc:  # the strategy names its options; the user typed flags

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TextIO
 from seq2seq import registry
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.commands.common import (
-    _parse_value,
+    parse_value,
     positive_int,
     read_lines_safely,
     run_cli,
@@ -103,7 +103,7 @@ def _options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--option expects KEY=VALUE, got '{item}'")
-        options[key.replace("-", "_")] = _parse_value(value)
+        options[key.replace("-", "_")] = parse_value(value)
     return options
 
 
