@@ -6,6 +6,7 @@ default filters keep today's training data for the en_de recipe.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
@@ -260,7 +261,8 @@ def test_streaming_applies_the_same_filters(tmp_path):
     tok = train_tokenizer("word", [text for row in rows for text in row], 100)
     stats = StreamStats()
     filters = Filters(max_chars=25, max_length_ratio=3, drop_copies=True, drop_control_chars=True)
-    batches = stream_batches(
+    stream = functools.partial(
+        stream_batches,
         [str(shard)],
         tok,
         tok,
@@ -272,9 +274,8 @@ def test_streaming_applies_the_same_filters(tmp_path):
         batch_sentences=None,
         max_length=100,
         window=100,
-        stats=stats,
-        filters=filters,
     )
+    batches = stream(stats=stats, filters=filters)
     kept = sorted(
         (tok.decode(s), tok.decode(t))
         for src, tgt in batches
@@ -287,20 +288,7 @@ def test_streaming_applies_the_same_filters(tmp_path):
         filtered={"copy": 1, "control_chars": 1, "too_many_chars": 1, "length_ratio": 1},
     )
     with pytest.raises(ValueError, match="dedupe"):
-        stream_batches(
-            [str(shard)],
-            tok,
-            tok,
-            rank=0,
-            world_size=1,
-            epoch=0,
-            seed=0,
-            batch_tokens=1000,
-            batch_sentences=None,
-            max_length=100,
-            window=100,
-            filters=Filters(dedupe=True),
-        )
+        stream(filters=Filters(dedupe=True))
 
 
 def test_the_defaults_keep_the_en_de_training_data():

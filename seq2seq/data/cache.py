@@ -10,7 +10,6 @@ damaged entry is ignored (with a warning) and rebuilt.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+
+from seq2seq.tokenizers.files import from_json_safe, json_safe
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +57,6 @@ def text_key(*parts: Any) -> str:
     return digest.hexdigest()[:32]
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"__bytes__": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__bytes__"}:
-            return base64.b64decode(value["__bytes__"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
-
-
 class DataCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -85,7 +66,7 @@ class DataCache:
         if not path.exists():
             return None
         try:
-            return _decode(json.loads(path.read_text(encoding="utf-8")))
+            return from_json_safe(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             log.warning("cache: ignoring unreadable %s (%s); rebuilding it", path, exc)
             return None
@@ -97,7 +78,7 @@ class DataCache:
             with tempfile.NamedTemporaryFile(
                 "w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8"
             ) as tmp:
-                json.dump(_encode(value), tmp)
+                json.dump(json_safe(value), tmp)
             os.replace(tmp.name, folder / f"{key}.json")
         except OSError as exc:  # a cache must never stop a run
             log.warning("cache: could not write %s (%s)", folder / f"{key}.json", exc)

@@ -17,23 +17,26 @@ from seq2seq.tokenizers import Tokenizer, tokenizer_from_state, tokenizer_to_sta
 STATE_NAME = "tokenizers.json"
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with every bytes object (a sentencepiece model) as {"__bytes__": base64},
+    so that tokenizer states can be written as JSON."""
     if isinstance(value, bytes):
         return {"__bytes__": base64.b64encode(value).decode("ascii")}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
-def _restore(value: Any) -> Any:
+def from_json_safe(value: Any) -> Any:
+    """The inverse of json_safe."""
     if isinstance(value, dict):
         if set(value) == {"__bytes__"}:
             return base64.b64decode(value["__bytes__"])
-        return {k: _restore(v) for k, v in value.items()}
+        return {k: from_json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_restore(v) for v in value]
+        return [from_json_safe(v) for v in value]
     return value
 
 
@@ -48,7 +51,7 @@ def save_tokenizers(folder: str | Path, kind: str, src: Tokenizer, tgt: Tokenize
         "tgt": tokenizer_to_state(kind, tgt),
     }
     path = folder / STATE_NAME
-    path.write_text(json.dumps(_plain(states)) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(states)) + "\n", encoding="utf-8")
     return path
 
 
@@ -56,7 +59,7 @@ def load_tokenizers(folder: str | Path) -> tuple[Tokenizer, Tokenizer]:
     """The (src, tgt) tokenizers saved by :func:`save_tokenizers` (one object when joint)."""
     path = Path(folder) / STATE_NAME
     try:
-        states = _restore(json.loads(path.read_text(encoding="utf-8")))
+        states = from_json_safe(json.loads(path.read_text(encoding="utf-8")))
         src = tokenizer_from_state(states["src"])
         tgt = src if states.get("joint") else tokenizer_from_state(states["tgt"])
     except (ValueError, KeyError, TypeError) as exc:
