@@ -2,8 +2,8 @@
 batches must not raise peak memory by more than a fixed bound, while loading the whole
 corpus does (the control, which shows the bound would catch it).
 
-Each measurement runs in a fresh child process, whose own peak RSS (ru_maxrss) is read
-before and after one pass over the corpus.
+Each measurement runs in a fresh child process, whose own peak RSS (VmHWM, Linux) is
+read before and after one pass over the corpus.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 BOUND_MIB = 60.0  # streamed: extra peak memory allowed for a 10× larger corpus
 
 CHILD = r"""
-import json, resource, sys
+import json, sys
 from seq2seq.data.streaming import read_pairs, resolve_shards, stream_batches
 from seq2seq.tokenizers import train_tokenizer
 
@@ -29,7 +29,9 @@ files = resolve_shards(pattern)
 sample_src, sample_tgt = read_pairs(resolve_shards(sample))
 src = train_tokenizer("char", sample_src, 200)
 tgt = train_tokenizer("char", sample_tgt, 200)
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak():  # VmHWM: this process's own peak (ru_maxrss keeps the parent's across exec)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024
 before, pairs = peak(), 0
 if mode == "stream":
     for src_ids, tgt_ids in stream_batches(

@@ -72,6 +72,7 @@ class Trainer(TrainingRun):
 
     progress_type = Progress
     progress: Progress
+    dev_output: DevEvaluation | None = None  # of the latest evaluate(), until reported
 
     def train(self) -> dict[str, Any]:
         """For each update: batches → forward/backward → step → log → maybe evaluate →
@@ -260,7 +261,7 @@ class Trainer(TrainingRun):
         return "dev_bleu" if self.tcfg.early_stopping_metric == "bleu" else "dev_loss"
 
     def evaluate(self) -> dict[str, float]:
-        self.dev_output: DevEvaluation | None = dev_evaluation(
+        self.dev_output = dev_evaluation(
             self.model, self.data, self.corpus.dev_tokens, self.tcfg, self.device
         )
         return self.dev_output.scores
@@ -268,7 +269,9 @@ class Trainer(TrainingRun):
     def _report_evaluation(self, step: int) -> None:
         """RUN/dev/step_N.hyp: every dev translation scored, one a line, in order; the
         first few also go to the dashboards beside the source and reference."""
-        out = self.dev_output
+        out, self.dev_output = self.dev_output, None
+        if out is None:  # scores that did not come from evaluate() (as in tests)
+            return
         path = self.run_dir / "dev" / f"step_{step}.hyp"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(h.replace("\n", " ") + "\n" for h in out.hypotheses), "utf-8")
