@@ -1,34 +1,50 @@
-"""seq2seq-tokenize: train, encode, decode and vocab as a user runs them (a subprocess)."""
+"""seq2seq-tokenize: train, encode, decode and vocab; mistakes and warnings as a user meets
+them (a subprocess), the rest in this process."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from _models import train_tiny
 
 from seq2seq.checkpoint import load_checkpoint
+from seq2seq.commands.tokenize import main as tokenize_main
 from seq2seq.data.reading import read_lines
 from seq2seq.tokenizers import tokenizer_from_state
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tokenize(*args, stdin: bytes | str = b"", cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def tokenize(*args, stdin: bytes | str = b"", command: bool = False):
+    """Run seq2seq-tokenize on `args` with `stdin`: in this process (fast), or with
+    `command` as a user does, in a subprocess (for exit statuses and stderr)."""
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-    return subprocess.run(
-        [sys.executable, "-m", "seq2seq.commands.tokenize", *map(str, args)],
-        input=data,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
+    argv = [str(a) for a in args]
+    if command:
+        return subprocess.run(
+            [sys.executable, "-m", "seq2seq.commands.tokenize", *argv],
+            input=data,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=300,
+        )
+    out = io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", newline="\n", write_through=True)
+    stdin_stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    code = 0
+    with mock.patch.object(sys, "stdin", stdin_stream), mock.patch.object(sys, "stdout", stdout):
+        try:
+            tokenize_main(argv)
+        except SystemExit as exit_info:
+            code = exit_info.code or 0
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), b"")
 
 
 def out_lines(done: subprocess.CompletedProcess) -> list[str]:
@@ -115,7 +131,9 @@ def test_one_line_out_per_line_in(trained):
 
 
 def test_invalid_utf8_is_replaced_with_a_warning(trained):
-    done = tokenize("encode", "--tokenizer", trained, stdin=b"A dog.\nbad \xff byte\nTwo men.\n")
+    done = tokenize(
+        "encode", "--tokenizer", trained, stdin=b"A dog.\nbad \xff byte\nTwo men.\n", command=True
+    )
     assert len(out_lines(done)) == 3
     assert "<stdin>:2: invalid UTF-8" in done.stderr.decode()
 
@@ -169,16 +187,27 @@ def _one_line_error(done: subprocess.CompletedProcess) -> str:
 
 def test_a_missing_input_file(trained, tmp_path):
     missing = tmp_path / "nope.txt"
-    message = _one_line_error(tokenize("encode", "--tokenizer", trained, "-i", missing))
+    message = _one_line_error(
+        tokenize("encode", "--tokenizer", trained, "-i", missing, command=True)
+    )
     assert str(missing) in message and "No such file" in message
-    message = _one_line_error(tokenize("train", "--src", missing, "-o", tmp_path / "o"))
+    message = _one_line_error(
+        tokenize("train", "--src", missing, "-o", tmp_path / "o", command=True)
+    )
     assert str(missing) in message and "not found" in message
 
 
 def test_an_unknown_tokenizer_type(multi30k, tmp_path):
     folder, _ = multi30k
     done = tokenize(
-        "train", "--src", folder / "train.en", "--type", "sentencepeice", "-o", tmp_path
+        "train",
+        "--src",
+        folder / "train.en",
+        "--type",
+        "sentencepeice",
+        "-o",
+        tmp_path,
+        command=True,
     )
     message = _one_line_error(done)
     assert "unknown tokenizers 'sentencepeice'" in message
@@ -188,15 +217,17 @@ def test_an_unknown_tokenizer_type(multi30k, tmp_path):
 
 def test_a_folder_without_a_tokenizer(tmp_path):
     (tmp_path / "empty").mkdir()
-    message = _one_line_error(tokenize("encode", "--tokenizer", tmp_path / "empty", stdin="a\n"))
+    message = _one_line_error(
+        tokenize("encode", "--tokenizer", tmp_path / "empty", stdin="a\n", command=True)
+    )
     assert f"{tmp_path / 'empty'}: no tokenizer found" in message
-    message = _one_line_error(tokenize("vocab", "--tokenizer", tmp_path / "absent"))
+    message = _one_line_error(tokenize("vocab", "--tokenizer", tmp_path / "absent", command=True))
     assert f"{tmp_path / 'absent'}: no such file or folder" in message
 
 
 def test_ids_outside_the_vocabulary_name_the_line(trained):
-    done = tokenize("decode", "--tokenizer", trained, "--ids", stdin="5 6\n5 99999\n")
+    done = tokenize("decode", "--tokenizer", trained, "--ids", stdin="5 6\n5 99999\n", command=True)
     message = _one_line_error(done)
     assert "<stdin>:2: '99999' is not a token id (a whole number in 0..999)" in message
-    done = tokenize("decode", "--tokenizer", trained, stdin="▁A\nnot-a-piece-xyz\n")
+    done = tokenize("decode", "--tokenizer", trained, stdin="▁A\nnot-a-piece-xyz\n", command=True)
     assert "<stdin>:2: 'not-a-piece-xyz' is not a piece" in _one_line_error(done)
