@@ -80,3 +80,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def attention_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    """A tiny attention model trained on real Multi30k en→de, shared by the tests that
+    only read it (translate, align, export, score); its run folder holds best.pt."""
+    import torch
+    from _models import train_tiny
+
+    threads = torch.get_num_threads()
+    try:
+        run = train_tiny(
+            tmp_path_factory.mktemp("attention_run"),
+            ["trainer.threads=1", "model.decoder=bahdanau"],
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return run

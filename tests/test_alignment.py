@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import train_tiny
 
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.commands.translate import main as translate_main
@@ -33,11 +32,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Path:
-    run = train_tiny(
-        tmp_path_factory.mktemp("align_run"), ["trainer.threads=1", "model.decoder=bahdanau"]
-    )
-    return run / "checkpoints" / "best.pt"
+def checkpoint(attention_run: Path, one_thread) -> Path:
+    return attention_run / "checkpoints" / "best.pt"
 
 
 @pytest.fixture(scope="module")
