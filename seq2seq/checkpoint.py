@@ -98,12 +98,33 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         pass
 
 
+# A run folder's checkpoints, in the order a folder given as --checkpoint is read.
+RUN_CHECKPOINTS = (
+    "checkpoints/best.pt",
+    "best.pt",
+    "checkpoints/averaged.pt",
+    "checkpoints/last.pt",
+)
+
+
+def checkpoint_in(folder: Path) -> Path:
+    """The checkpoint a folder stands for: the first of RUN_CHECKPOINTS that exists."""
+    tried = [folder / name for name in RUN_CHECKPOINTS]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"no checkpoint in {folder}: tried {', '.join(map(str, tried))}, and "
+        f"{folder / 'config.json'} with {folder / 'model.safetensors'} (an exported model "
+        "folder). Training writes checkpoints/ after its first checkpoint_every updates."
+    )
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with `weights_only=True`: tensors and plain data only, never code."""
     path = Path(path)
     if path.is_dir():
-        candidate = path / "checkpoints" / "best.pt"
-        path = candidate if candidate.exists() else path / "best.pt"
+        path = checkpoint_in(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_file() and not zipfile.is_zipfile(path):

@@ -62,7 +62,7 @@ def sentences(data_root: Path) -> list[str]:
 def decoded(translator: Translator, sentences: list[str]):
     """(source ids, greedy tokens, attention matrix) of each sentence, batched."""
     sources = [translator.src_tokenizer.encode(s) for s in sentences]
-    targets = [hyps[0].tokens for hyps in translator.translate(sentences)]
+    targets = [hyps[0].tokens for hyps in translator.hypotheses(sentences)]
     matrices = attention_matrices(translator.model, sources, targets, batch_size=5)
     return sources, targets, matrices
 
@@ -128,7 +128,7 @@ def test_forced_decode_equals_the_attention_of_greedy_search(
     for sentence in sentences[:4]:
         src = translator.src_tokenizer.encode(sentence)
         tokens, seen = greedy_with_attention(model, src, 200)
-        assert tokens == translator.translate([sentence])[0][0].tokens
+        assert tokens == translator.hypotheses([sentence])[0][0].tokens
         # One row per step; a hypothesis cut by the length limit has no EOS step (row).
         assert len(seen) in (len(tokens), len(tokens) + 1)
         forced = attention_matrix(model, src, tokens)
@@ -197,7 +197,7 @@ def test_print_alignment_one_line_per_input_line(
     assert (
         run_translate([*base, "-o", str(aligned), "--print-alignment", "--chunk-lines", "4"]) == 0
     )
-    hyps = translator.translate(lines)
+    hyps = translator.hypotheses(lines)
     rows = zip(
         lines, output_lines(aligned, len(lines)), output_lines(plain, len(lines)), hyps, strict=True
     )

@@ -170,7 +170,10 @@ def test_attention_decoders_learn_on_real_data(tmp_path, overrides):
     ]
     assert evals[-1]["dev_loss"] < evals[0]["dev_loss"] - 0.5
     translator = Translator.from_checkpoint(run)
-    out = translator.translate_text(["A man is riding a bike.", ""], search="beam", beam_size=3)
+    out = [
+        t.text
+        for t in translator.translate(["A man is riding a bike.", ""], search="beam", beam_size=3)
+    ]
     assert len(out) == 2 and out[0] and out[1] == ""
 
 

@@ -78,7 +78,7 @@ def test_average_is_the_mean_and_keeps_the_first_metadata(steps, tmp_path) -> No
         assert key in payloads[0] and key not in averaged
     assert averaged["averaged_from"] == [str(p) for p in steps]
     translator = Translator.from_checkpoint(out)
-    assert len(translator.translate_text(["A man is riding a bike.", ""])) == 2
+    assert len([t.text for t in translator.translate(["A man is riding a bike.", ""])]) == 2
 
 
 def test_run_dir_last_n_uses_the_newest_step_checkpoints(run, steps, tmp_path) -> None:

@@ -201,9 +201,9 @@ def test_translator_ensemble_scores(checkpoints, source) -> None:
     pair = Translator.from_checkpoints([checkpoints["a"], checkpoints["a"]])
     assert isinstance(pair.model, Ensemble)
     options = {"search": "beam", "beam_size": 3, "nbest": 3}
-    assert_same(single.translate(lines, **options), pair.translate(lines, **options))
+    assert_same(single.hypotheses(lines, **options), pair.hypotheses(lines, **options))
     mixed = Translator.from_checkpoints([checkpoints["a"], checkpoints["b"]])
-    assert mixed.translate_text(lines) != single.translate_text(lines)
+    assert [t.text for t in mixed.translate(lines)] != [t.text for t in single.translate(lines)]
 
 
 def test_foreign_vocabulary_is_refused_with_both_files_named(checkpoints, source, capsys) -> None:

@@ -76,7 +76,7 @@ def translator(tmp_path_factory):
 def test_translate_path_never_crashes_and_keeps_line_count(translator, data):
     lines = list(read_lines_safely(io.BytesIO(data), "<generated>"))
     assert len(lines) == newline_lines(data)
-    results = translator.translate(lines, search="greedy", max_length=20)
+    results = translator.hypotheses(lines, search="greedy", max_length=20)
     assert len(results) == len(lines)
     out = [translator.detokenize(hyps[0]) for hyps in results]
     assert all("\n" not in line and "\r" not in line for line in out)
@@ -123,7 +123,7 @@ def test_an_over_long_source_is_cut_to_250_tokens_with_a_warning(translator, cap
     ids = translator.src_tokenizer.encode(long_line)
     assert len(ids) > translator.max_source_tokens == 250
     with caplog.at_level(logging.WARNING, logger="seq2seq.translation.translator"):
-        long_out = translator.translate_text([long_line, "ein Hund ."], max_length=30)
+        long_out = [t.text for t in translator.translate([long_line, "ein Hund ."], max_length=30)]
     warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
     assert warnings == [f"source line of {len(ids)} tokens truncated to 250"]
     assert len(long_out) == 2

@@ -56,7 +56,7 @@ def test_overfits_100_real_pairs(tmp_path, data_root):
         ],
     )
     translator = Translator.from_checkpoint(run / "checkpoints" / "best.pt")
-    hyps = translator.translate_text(src, search="greedy")
+    hyps = [t.text for t in translator.translate(src, search="greedy")]
     bleu = sacrebleu.corpus_bleu(hyps, [tgt]).score
     assert bleu >= 90, f"train-set BLEU {bleu:.1f} after 150 steps on 100 pairs"
 
@@ -93,7 +93,7 @@ def test_training_improves_on_real_subsets(tmp_path):
         assert (run / "config.yaml").exists()
         translator = Translator.from_checkpoint(run)
         source = ["A man is riding a bike.", "", "Two dogs play in the snow."]
-        out = translator.translate_text(source, search="beam", beam_size=3)
+        out = [t.text for t in translator.translate(source, search="beam", beam_size=3)]
         assert len(out) == 3 and out[1] == "" and out[0] and out[2]
 
 

@@ -139,9 +139,9 @@ def measure_translation(
         ("greedy", "greedy", {}),
         (f"beam{beam_size}", "beam", {"beam_size": beam_size}),
     ):
-        translator.translate(lines[:8], search=search, batch_size=batch_size, **options)
+        translator.hypotheses(lines[:8], search=search, batch_size=batch_size, **options)
         start = time.perf_counter()
-        hyps = translator.translate(lines, search=search, batch_size=batch_size, **options)
+        hyps = translator.hypotheses(lines, search=search, batch_size=batch_size, **options)
         seconds = time.perf_counter() - start
         results[name] = {
             "sentences": len(lines),

@@ -8,28 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sacrebleu.metrics import BLEU, CHRF, TER
-
-from seq2seq.commands.common import add_search_arguments, load_translator, run_cli, search_options
+from seq2seq.commands.common import (
+    add_search_arguments,
+    corpus_split,
+    load_translator,
+    run_cli,
+    search_options,
+)
 from seq2seq.data.reading import read_lines
-
-
-def score(hyps: list[str], refs: list[list[str]]) -> dict[str, dict[str, Any]]:
-    """BLEU, chrF and TER with their signatures (sacreBLEU defaults: cased, 13a)."""
-    for ref in refs:
-        if len(ref) != len(hyps):
-            raise ValueError(f"{len(hyps)} hypotheses but {len(ref)} reference lines")
-    if not hyps:
-        raise ValueError("nothing to score: no hypothesis lines")
-    results = {}
-    for metric in (BLEU(), CHRF(), TER()):
-        result = metric.corpus_score(hyps, refs)
-        results[result.name] = {
-            "score": round(result.score, 4),
-            "signature": f"{result.name}|{metric.get_signature()}",
-            "text": str(result),
-        }
-    return results
+from seq2seq.translation.metrics import corpus_scores
 
 
 def _check_aligned(hyps: list[str], hyp_name: str, refs: list[list[str]], ref_names: list[str]):
@@ -47,14 +34,7 @@ def _check_aligned(hyps: list[str], hyp_name: str, refs: list[list[str]], ref_na
 def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[str], list[str], str]:
     if args.src:
         return read_lines(args.src), read_lines(args.ref[0]), f"{args.src} -> {args.ref[0]}"
-    from seq2seq.data.corpora import load_corpus
-
-    data = config["data"]
-    root = args.data_root or data["root"]
-    splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])
-    split = splits[args.split]
-    name = f"{data['corpus']}:{args.split} {data['src_lang']}-{data['tgt_lang']}"
-    return split.src, split.tgt, name
+    return corpus_split(config, args.split, args.data_root)
 
 
 def _checkpoint_names(paths: list[str]) -> str | list[str]:
@@ -110,9 +90,12 @@ def _main(argv: list[str] | None = None) -> int:
         ref_names = args.ref or [f"the reference side of {name}"]
         _check_aligned(src, args.src or name, refs, ref_names)
         started = time.perf_counter()
-        hyps = translator.translate_text(
-            src, search=args.search, batch_size=args.batch_size, **options
-        )
+        hyps = [
+            t.text
+            for t in translator.translate(
+                src, search=args.search, batch_size=args.batch_size, **options
+            )
+        ]
         seconds = time.perf_counter() - started
         record.update(
             checkpoint=_checkpoint_names(args.checkpoint),
@@ -126,7 +109,7 @@ def _main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give --hyp and --ref, or --checkpoint (with --src and --ref, or a --split)")
 
-    metrics = score(hyps, refs)
+    metrics = corpus_scores(hyps, refs)
     for result in metrics.values():
         print(result["text"])
         print(f"  signature: {result['signature']}")

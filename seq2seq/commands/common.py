@@ -124,16 +124,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="an option of the chosen strategy that has no flag of its own (repeatable)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "auto"],
-        default="fp32",
-        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
-        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
-        "else fp32 (default: %(default)s)",
-    )
+    add_model_arguments(parser)
     taken = set(parser._option_string_actions)
     for entry in search_flags().values():
         if entry.flag in taken:
@@ -147,6 +138,20 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=entry.option.upper(),
             help=f"{text}[--search {', '.join(entry.strategies)}]",
         )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how a loaded model runs: --batch-size, --device, --precision."""
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        default="fp32",
+        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
+        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
+        "else fp32 (default: %(default)s)",
+    )
 
 
 def load_translator(args):
@@ -256,3 +261,17 @@ def run_cli(body: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def corpus_split(config: dict[str, Any], split: str, data_root: str | None = None):
+    """(sources, references, name) of a split of the corpus a model was trained on."""
+    from pathlib import Path
+
+    from seq2seq.data.corpora import load_corpus
+
+    data = config["data"]
+    root = data_root or data["root"]
+    splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])
+    found = splits[split]
+    name = f"{data['corpus']}:{split} {data['src_lang']}-{data['tgt_lang']}"
+    return found.src, found.tgt, name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,9 +25,8 @@ from seq2seq.commands.common import (
     search_options,
     utf8_stdout,
 )
-from seq2seq.hardware import autocast
 from seq2seq.search import Hypothesis
-from seq2seq.translation.translator import Translator, clean_line
+from seq2seq.translation.translator import Translation, Translator, clean_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-i", "--input", help="source file (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
+    parser.add_argument(
+        "--format",
+        choices=["text", "jsonl"],
+        default="text",
+        help="text: the translation (with --nbest, the hypotheses tab-separated); jsonl: one "
+        'JSON object per input line, {"source", "text", "score"} plus "nbest" (with --nbest) '
+        'and "alignment" (with --print-alignment)',
+    )
+    parser.add_argument(
+        "--print-scores",
+        action="store_true",
+        help="text format: put each hypothesis' score (its log-probability; beam: "
+        "length-normalised) and a tab before it",
+    )
     parser.add_argument(
         "--chunk-lines",
         type=positive_int,
@@ -72,62 +86,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _attention_outputs(
+def _write_heatmaps(
     translator: Translator,
     chunk: list[str],
-    results: list[list[Hypothesis]],
-    *,
+    matrices: list[list],
+    hypotheses: list[list[Hypothesis]],
     first_line: int,
-    nbest: int,
-    batch_size: int,
-    plot_dir: Path | None,
-    print_alignment: bool,
-) -> list[list[str]]:
-    """Write the chunk's heatmaps; return each line's alignment text per printed hypothesis."""
-    from seq2seq.translation.alignment import (
-        attention_matrices,
-        format_alignment,
-        hard_alignment,
-        plot_attention,
-        plot_file_name,
-        token_labels,
-    )
+    plot_dir: Path,
+) -> None:
+    """One PNG per non-empty line, for its best hypothesis."""
+    from seq2seq.translation.alignment import plot_attention, plot_file_name, token_labels
 
-    keys: list[tuple[int, int]] = []  # (line in chunk, hypothesis rank)
-    sources: list[list[int]] = []
-    targets: list[list[int]] = []
-    encoded: dict[int, list[int]] = {}
-    for index, (line, hyps) in enumerate(zip(chunk, results, strict=True)):
-        # The source exactly as Translator.translate encodes it (cleaned, truncated).
-        ids = translator.src_tokenizer.encode(clean_line(line))[: translator.max_source_tokens]
-        if not ids:
+    for index, (line, found, hyps) in enumerate(zip(chunk, matrices, hypotheses, strict=True)):
+        if not found:
             continue  # an empty line: nothing was translated, nothing to attend to
-        encoded[index] = ids
-        for rank, hyp in enumerate(hyps[: nbest if print_alignment else 1]):
-            keys.append((index, rank))
-            sources.append(ids)
-            targets.append(hyp.tokens)
-    device = next(translator.model.parameters()).device
-    with autocast(device, translator.precision):  # the precision the search ran in
-        matrices = attention_matrices(
-            translator.model,
-            sources,
-            targets,
-            batch_size=batch_size,
-            flag="--plot-attention" if plot_dir is not None else "--print-alignment",
+        ids = translator.src_tokenizer.encode(clean_line(line))[: translator.max_source_tokens]
+        plot_attention(
+            found[0],
+            token_labels(translator.src_tokenizer, ids),
+            token_labels(translator.tgt_tokenizer, hyps[0].tokens),
+            plot_dir / plot_file_name(first_line + index),
         )
-    texts: list[list[str]] = [[] for _ in chunk]
-    for (index, rank), target, matrix in zip(keys, targets, matrices, strict=True):
+
+
+def _text_line(translation: Translation, print_scores: bool, print_alignment: bool) -> str:
+    """The hypotheses of one input line, tab-separated: [score] text [alignment] each."""
+    from seq2seq.translation.alignment import format_alignment
+
+    fields = []
+    for hyp in translation.nbest or [translation]:
+        if print_scores:
+            fields.append(f"{hyp.score:.4f}")
+        fields.append(hyp.text)
         if print_alignment:
-            texts[index].append(format_alignment(hard_alignment(matrix)))
-        if plot_dir is not None and rank == 0:
-            plot_attention(
-                matrix,
-                token_labels(translator.src_tokenizer, encoded[index]),
-                token_labels(translator.tgt_tokenizer, target),
-                plot_dir / plot_file_name(first_line + index),
-            )
-    return texts
+            fields.append(format_alignment(hyp.alignment or []))
+    return "\t".join(fields)
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -166,30 +159,28 @@ def _main(argv: list[str] | None = None) -> int:
         chunk_lines = 1 if source.isatty() else args.chunk_lines
         first_line = 1  # 1-based number of the chunk's first input line (heatmap file names)
         while chunk := list(itertools.islice(lines, chunk_lines)):
-            results = translator.translate(
+            hyps = translator.hypotheses(
                 chunk, search=args.search, batch_size=args.batch_size, **options
             )
+            hyps = [h[:nbest] for h in hyps]
             alignments = None
             if attention_flags:
-                alignments = _attention_outputs(
-                    translator,
-                    chunk,
-                    results,
-                    first_line=first_line,
-                    nbest=nbest,
-                    batch_size=args.batch_size,
-                    plot_dir=plot_dir,
-                    print_alignment=args.print_alignment,
-                )
-            for index, hyps in enumerate(results):
-                # detokenize() maps tabs and line breaks to spaces: one line per input line.
-                fields = []
-                for rank, hyp in enumerate(hyps[:nbest]):
-                    fields.append(translator.detokenize(hyp))
-                    if args.print_alignment:
-                        found = alignments[index]
-                        fields.append(found[rank] if rank < len(found) else "")
-                sink.write("\t".join(fields) + "\n")
+                from seq2seq.translation.alignment import hard_alignment
+
+                matrices = translator.attention(chunk, hyps, args.batch_size)
+                if plot_dir is not None:
+                    _write_heatmaps(translator, chunk, matrices, hyps, first_line, plot_dir)
+                if args.print_alignment:
+                    alignments = [[hard_alignment(m) for m in found] for found in matrices]
+            for line, translation in zip(
+                chunk, translator.translations(hyps, alignments, nbest), strict=True
+            ):
+                if args.format == "jsonl":
+                    record = {"source": line, **translation.to_dict()}
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                else:  # detokenize() maps tabs and line breaks to spaces: one line per input
+                    sink.write(_text_line(translation, args.print_scores, args.print_alignment))
+                    sink.write("\n")
             sink.flush()
             first_line += len(chunk)
     return 0

@@ -96,9 +96,12 @@ def dev_evaluation(
     n = tcfg.eval_sentences or len(data.dev)
     sources, references = list(data.dev.src[:n]), list(data.dev.tgt[:n])
     translator = Translator(model, data.src_tokenizer, data.tgt_tokenizer)
-    hyps = translator.translate_text(
-        sources, search="greedy", batch_size=128, max_length=tcfg.eval_max_length
-    )
+    hyps = [
+        t.text
+        for t in translator.translate(
+            sources, search="greedy", batch_size=128, max_length=tcfg.eval_max_length
+        )
+    ]
     model.train()
     scores = {
         "dev_loss": loss,

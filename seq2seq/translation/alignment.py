@@ -21,11 +21,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
-from seq2seq.data.batching import pad, source_tensor
-from seq2seq.tokenizers import BOS_ID, EOS_ID, SPECIALS, Tokenizer
+from seq2seq.tokenizers import EOS_ID, SPECIALS, Tokenizer
+from seq2seq.translation.forced import forced_decode
 
 EOS_LABEL = SPECIALS[EOS_ID]
 
@@ -62,14 +61,8 @@ def require_attention(model, flag: str = "--plot-attention") -> None:
 
     Cheap (a one-token source, one step): run it before translating anything.
     """
-    device = next(model.parameters()).device
-    src, lengths = source_tensor([[EOS_ID]])
-    with torch.inference_mode():
-        enc = model.encode(src.to(device), lengths.to(device))
-        state = model.init_state(enc)
-        _, state = model.decode_step(torch.full((1,), BOS_ID, device=device), enc, state)
-        if model.attention(state) is None:
-            raise _unavailable(model, flag)
+    if forced_decode(model, [[EOS_ID]], [[]])[0].attention is None:
+        raise _unavailable(model, flag)
 
 
 def attention_matrices(
@@ -87,37 +80,12 @@ def attention_matrices(
     forced-decoded in batches of similar source length; results keep the input order.
     Empty sources are not allowed (an empty line has nothing to attend to).
     """
-    if len(sources) != len(targets):
-        raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
     if any(len(s) == 0 for s in sources):
         raise ValueError("attention_matrices: every source needs at least one token")
-    device = next(model.parameters()).device
-    results: list[Tensor | None] = [None] * len(sources)
-    order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(targets[i])))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                src, lengths = source_tensor([list(sources[i]) for i in chunk])
-                inputs = pad([[BOS_ID, *targets[i]] for i in chunk]).to(device)
-                enc = model.encode(src.to(device), lengths.to(device))
-                state = model.init_state(enc)
-                rows = []
-                for t in range(inputs.size(1)):
-                    _, state = model.decode_step(inputs[:, t], enc, state)
-                    weights = model.attention(state)
-                    if weights is None:
-                        raise _unavailable(model, flag)
-                    rows.append(weights.float())
-                weights = torch.stack(rows, dim=1).cpu()  # [B, T_max + 1, S_max + 1]
-                for row, index in enumerate(chunk):
-                    tgt_len, src_len = len(targets[index]) + 1, int(lengths[row])
-                    results[index] = weights[row, :tgt_len, :src_len].clone()
-    finally:
-        model.train(was_training)
-    return results  # type: ignore[return-value]
+    replays = forced_decode(model, sources, targets, batch_size=batch_size)
+    if replays and replays[0].attention is None:
+        raise _unavailable(model, flag)
+    return [replay.attention for replay in replays]
 
 
 def attention_matrix(model, src_ids: Sequence[int], tgt_ids: Sequence[int]) -> Tensor:

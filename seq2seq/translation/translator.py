@@ -1,77 +1,215 @@
-"""Loading a trained model and translating lists of lines, in order, one output per input."""
+"""Loading a trained model and translating lists of lines, in order, one output per input.
+
+`Translator` is the Python API's entry point: `Translator.from_pretrained(path)` takes
+a checkpoint file, a run folder or an exported model folder (and, through the Hugging
+Face Hub mixin, a Hub repository id); `translate()` returns text with scores, n-best
+lists and alignments; `score()` gives the model's log-probability of given references.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import load_checkpoint
+from huggingface_hub import ModelHubMixin
+
+from seq2seq.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.data.batching import source_tensor
-from seq2seq.hardware import autocast
+from seq2seq.hardware import autocast, resolve_precision
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import Hypothesis, generate
 from seq2seq.tokenizers import Tokenizer, tokenizer_from_state
+from seq2seq.translation.forced import forced_decode
+from seq2seq.translation.model_card import model_card
+from seq2seq.translation.model_folder import (
+    is_model_folder,
+    read_model_folder,
+    write_model_folder,
+)
 
 log = logging.getLogger(__name__)
 
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
 
 @dataclass
-class Translator:
+class Translation:
+    """One input line's translation.
+
+    `score` is the search's score of the text: its log-probability (beam search:
+    length-normalised as the beam ranks it). `tokens` are the target subword pieces;
+    `alignment` (when asked for) pairs (source token, target token), 0-based, as
+    `seq2seq-translate --print-alignment` writes them; `nbest` (when more than one was
+    asked for) holds every hypothesis, best first, this one included.
+    """
+
+    text: str
+    score: float
+    tokens: list[str]
+    alignment: list[tuple[int, int]] | None = None
+    nbest: list[Translation] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: text and score always, alignment and nbest when present."""
+        out: dict[str, Any] = {"text": self.text, "score": self.score}
+        if self.alignment is not None:
+            out["alignment"] = [list(pair) for pair in self.alignment]
+        if self.nbest is not None:
+            out["nbest"] = [h.to_dict() for h in self.nbest]
+        return out
+
+
+@dataclass
+class ReferenceScore:
+    """The model's log-probability of a given translation (teacher-forced).
+
+    `logprob` sums the natural-log probabilities of the reference's subword tokens and
+    EOS; `tokens` counts them (EOS included), so `logprob / tokens` is per token.
+    """
+
+    logprob: float
+    tokens: int
+
+    @property
+    def per_token(self) -> float:
+        return self.logprob / self.tokens
+
+
+@dataclass
+class Translator(
+    ModelHubMixin,
+    library_name="seq2seq",
+    pipeline_tag="translation",
+    tags=["translation", "rnn", "seq2seq"],
+):
     model: Seq2Seq | Ensemble
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the training config
     max_source_tokens: int = 250
     precision: str = "fp32"  # fp32 | bf16 (autocast where the hardware has native bf16)
+    tokenizer_type: str = "sentencepiece"  # the tokenizers' registered name
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the model card shows
+
+    # -- loading ------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        **hub_options: Any,
+    ) -> Translator:
+        """A checkpoint file, a run folder, an exported model folder, or a Hub repository.
+
+        A path that exists is read locally; otherwise `path` is taken as a Hugging Face
+        Hub repository id (e.g. `user/en-de-rnn`) and downloaded into the Hub's cache
+        (`hub_options` go to the download: revision, token, cache_dir, …). `precision`
+        fp32, bf16 or auto (bf16 where the hardware has it natively).
+        """
+        chosen = resolve_precision(device, precision, "precision")
+        if Path(path).exists() or not HUB_ID.match(str(path)):
+            translator = cls.from_checkpoint(path, device=device)
+        else:
+            try:
+                translator = super().from_pretrained(str(path), device=device, **hub_options)
+            except (OSError, ValueError) as exc:  # the Hub's errors derive from these
+                raise CheckpointError(
+                    f"{path}: no such file or folder here, and not downloadable from the "
+                    f"Hugging Face Hub ({type(exc).__name__}: {exc})"
+                ) from None
+        translator.precision = chosen
+        return translator
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, device: str = "cpu", **options: Any) -> Translator:
+        """The Hub mixin's hook: download the repository, then read it as a model folder."""
+        from huggingface_hub import snapshot_download
+
+        wanted = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+        folder = snapshot_download(model_id, **{k: options[k] for k in wanted if k in options})
+        return cls.from_checkpoint(folder, device=device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Translator:
-        """One checkpoint file or run directory (a list of them: see from_checkpoints)."""
+        """One checkpoint file, run folder or model folder (several: see from_checkpoints)."""
         if isinstance(path, (list, tuple)):
             return cls.from_checkpoints(path, device=device)
-        payload = load_checkpoint(path)
-        model = _load_model(payload, device)
+        if is_model_folder(path):
+            model, src, tgt, description = read_model_folder(path, device)
+            config = description.get("training_config", {})
+            return cls(
+                model,
+                src,
+                tgt,
+                config,
+                tokenizer_type=config.get("tokenizer", {}).get("type", "sentencepiece"),
+                metadata=description.get("metadata", {}),
+            )
+        payload = translation_payload(path)
         tokenizers = payload["tokenizers"]
         return cls(
-            model,
+            _load_model(payload, device),
             tokenizer_from_state(tokenizers["src"]),
             tokenizer_from_state(tokenizers["tgt"]),
             payload.get("config", {}),
+            tokenizer_type=tokenizers["src"]["type"],
+            metadata=_run_metadata(path),
         )
 
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "cpu") -> Translator:
-        """An ensemble of checkpoints (one path: exactly from_checkpoint).
+        """An ensemble of models (one path: exactly from_checkpoint).
 
-        Tokenizers and config come from the first checkpoint; every member must use
-        the same source and target vocabularies (a clear error names the odd one).
+        Tokenizers and config come from the first; every member must use the same
+        source and target vocabularies (a clear error names the odd one).
         """
         paths = list(paths)
         if not paths:
             raise ValueError("no checkpoint given")
-        if len(paths) == 1:
-            return cls.from_checkpoint(paths[0], device=device)
-        first = load_checkpoint(paths[0])
-        src_tok = tokenizer_from_state(first["tokenizers"]["src"])
-        tgt_tok = tokenizer_from_state(first["tokenizers"]["tgt"])
-        models = [_load_model(first, device)]
-        for path in paths[1:]:
-            payload = load_checkpoint(path)
-            for side, reference in (("src", src_tok), ("tgt", tgt_tok)):
-                _check_same_vocabulary(
-                    (first["tokenizers"][side]["type"], reference),
-                    payload["tokenizers"][side],
-                    side,
-                    paths[0],
-                    path,
-                )
-            models.append(_load_model(payload, device))
-        return cls(Ensemble(models).eval(), src_tok, tgt_tok, first.get("config", {}))
+        members = [cls.from_checkpoint(path, device=device) for path in paths]
+        if len(members) == 1:
+            return members[0]
+        first = members[0]
+        for path, member in zip(paths[1:], members[1:], strict=True):
+            _check_same_vocabularies(first, member, paths[0], path)
+        return cls(
+            Ensemble([m.model for m in members]).eval(),
+            first.src_tokenizer,
+            first.tgt_tokenizer,
+            first.config,
+            tokenizer_type=first.tokenizer_type,
+        )
+
+    # -- saving -------------------------------------------------------------------------
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The Hub mixin's hook (`save_pretrained`, `push_to_hub`): write a model folder."""
+        if isinstance(self.model, Ensemble):
+            raise ValueError(
+                "an ensemble cannot be saved as one model folder: export each member, or "
+                "average their checkpoints into one with seq2seq-average"
+            )
+        folder = write_model_folder(
+            save_directory,
+            self.model,
+            (self.tokenizer_type, self.src_tokenizer, self.tgt_tokenizer),
+            self.config,
+            self.metadata,
+        )
+        _, _, _, description = read_model_folder(folder)  # the card shows what was written
+        card = model_card(description, self.model.num_parameters())
+        (folder / "README.md").write_text(card, encoding="utf-8")
+
+    # -- translating --------------------------------------------------------------------
 
     def _encode(self, line: str) -> list[int]:
         ids = self.src_tokenizer.encode(clean_line(line))
@@ -82,14 +220,15 @@ class Translator:
             ids = ids[: self.max_source_tokens]
         return ids
 
-    def translate(
+    def hypotheses(
         self,
         lines: Iterable[str],
         search: str = "greedy",
         batch_size: int = 64,
         **search_options: Any,
     ) -> list[list[Hypothesis]]:
-        """Hypotheses for each line, in input order; an empty line gets one empty hypothesis."""
+        """Token-level hypotheses for each line, in input order, best first; an empty line
+        gets one empty hypothesis. `search_options` are the strategy's (beam_size, …)."""
         encoded = [self._encode(line) for line in lines]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in encoded]
         todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
@@ -106,13 +245,118 @@ class Translator:
                 results[index] = sentence_hyps or [Hypothesis([], float("-inf"))]
         return results
 
-    def translate_text(self, lines: list[str], **options: Any) -> list[str]:
-        """The best translation of each line, detokenized."""
-        return [self.detokenize(h[0]) for h in self.translate(lines, **options)]
+    def attention(
+        self, lines: Sequence[str], hypotheses: Sequence[Sequence[Hypothesis]], batch_size: int = 64
+    ) -> list[list[Any]]:
+        """Each line's attention matrices (`[T + 1, S + 1]` tensors), one per hypothesis;
+        an empty line has none. Raises AttentionUnavailable for a fixed-vector model."""
+        from seq2seq.translation.alignment import attention_matrices
+
+        keys, sources, targets = [], [], []
+        for index, (line, hyps) in enumerate(zip(lines, hypotheses, strict=True)):
+            ids = self.src_tokenizer.encode(clean_line(line))[: self.max_source_tokens]
+            if not ids:
+                continue  # nothing was translated, nothing to attend to
+            for hyp in hyps:
+                keys.append(index)
+                sources.append(ids)
+                targets.append(hyp.tokens)
+        found: list[list[Any]] = [[] for _ in lines]
+        device = next(self.model.parameters()).device
+        with autocast(device, self.precision):  # the precision the search ran in
+            matrices = attention_matrices(self.model, sources, targets, batch_size=batch_size)
+        for index, matrix in zip(keys, matrices, strict=True):
+            found[index].append(matrix)
+        return found
+
+    def translations(
+        self,
+        hypotheses: Sequence[Sequence[Hypothesis]],
+        alignments: Sequence[Sequence[list[tuple[int, int]]]] | None = None,
+        nbest: int = 1,
+    ) -> list[Translation]:
+        """Translation objects from `hypotheses()` (and alignments per hypothesis)."""
+        results = []
+        for index, hyps in enumerate(hypotheses):
+            found = alignments[index] if alignments is not None else []
+            options = [
+                Translation(
+                    self.detokenize(hyp),
+                    float(hyp.score),
+                    self.tgt_tokenizer.pieces(hyp.tokens),
+                    (found[rank] if rank < len(found) else []) if alignments is not None else None,
+                )
+                for rank, hyp in enumerate(hyps[:nbest])
+            ]
+            best = options[0]
+            if nbest > 1:
+                best = Translation(best.text, best.score, best.tokens, best.alignment, options)
+            results.append(best)
+        return results
+
+    def translate(
+        self,
+        texts: str | Sequence[str],
+        *,
+        search: str = "greedy",
+        nbest: int = 1,
+        alignment: bool = False,
+        batch_size: int = 64,
+        **search_options: Any,
+    ) -> Translation | list[Translation]:
+        """Translate one text (a Translation) or a list of texts (a list, in order).
+
+        `search`: greedy, beam, sample or a plugin's strategy; `search_options` its
+        options (beam_size, length_penalty, …). `nbest` > 1 (beam) fills each result's
+        `nbest`; `alignment=True` adds the hard alignment of each hypothesis.
+        """
+        from seq2seq.translation.alignment import hard_alignment
+
+        lines = [texts] if isinstance(texts, str) else list(texts)
+        if nbest != 1:
+            search_options["nbest"] = nbest
+        hyps = self.hypotheses(lines, search=search, batch_size=batch_size, **search_options)
+        alignments = None
+        if alignment:
+            matrices = self.attention(lines, [h[:nbest] for h in hyps], batch_size)
+            alignments = [[hard_alignment(m) for m in line] for line in matrices]
+        results = self.translations(hyps, alignments, nbest)
+        return results[0] if isinstance(texts, str) else results
 
     def detokenize(self, hyp: Hypothesis) -> str:
         # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
         return clean_line(self.tgt_tokenizer.decode(hyp.tokens)).strip()
+
+    # -- scoring given translations -----------------------------------------------------
+
+    def score(
+        self, sources: Sequence[str], references: Sequence[str], batch_size: int = 64
+    ) -> list[ReferenceScore]:
+        """The model's log-probability of each reference given its source (teacher-forced,
+        as fairseq's and Sockeye's reference scoring)."""
+        if len(sources) != len(references):
+            raise ValueError(f"{len(sources)} sources but {len(references)} references")
+        src = [self._encode(line) for line in sources]
+        tgt = [self.tgt_tokenizer.encode(clean_line(line)) for line in references]
+        device = next(self.model.parameters()).device
+        with autocast(device, self.precision):
+            replays = forced_decode(self.model, src, tgt, batch_size=batch_size)
+        return [
+            ReferenceScore(float(r.token_logprobs.sum()), len(r.token_logprobs)) for r in replays
+        ]
+
+
+def translation_payload(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's content, refused unless it holds a translation model."""
+    payload = load_checkpoint(path)
+    if "lm_spec" in payload:
+        raise CheckpointError(
+            f"{path} holds a character language model (task: lm), not a translation model: "
+            "sample from it with seq2seq-sample, or give a translation checkpoint"
+        )
+    if "model_spec" not in payload or "tokenizers" not in payload:
+        raise CheckpointError(f"{path} is not a translation checkpoint (no model_spec)")
+    return payload
 
 
 def _load_model(payload: dict[str, Any], device: str) -> Seq2Seq:
@@ -121,38 +365,61 @@ def _load_model(payload: dict[str, Any], device: str) -> Seq2Seq:
     return model.to(device).eval()
 
 
+def _run_metadata(path: str | Path) -> dict[str, Any]:
+    """What a model card can say about the run a checkpoint came from: its training
+    command (Hydra's overrides) and how it ended (summary.json); empty if unknown."""
+    path = Path(path)
+    run = path if path.is_dir() else path.parent
+    if run.name == "checkpoints":
+        run = run.parent
+    metadata: dict[str, Any] = {}
+    overrides = run / ".hydra" / "overrides.yaml"
+    if overrides.is_file():
+        import yaml
+
+        given = yaml.safe_load(overrides.read_text(encoding="utf-8")) or []
+        kept = [o for o in given if not str(o).startswith("hydra.")]
+        metadata["trained_with"] = " ".join(["python -m seq2seq.train", *map(str, kept)])
+    summary = run / "summary.json"
+    if summary.is_file():
+        import json
+
+        found = json.loads(summary.read_text(encoding="utf-8"))
+        keys = ("updates", "wall_s", "stop_reason", "best")
+        metadata["run_summary"] = {k: found[k] for k in keys if k in found}
+    return metadata
+
+
 def _vocabulary(tokenizer: Tokenizer) -> list[str]:
     return list(tokenizer.pieces(list(range(tokenizer.vocab_size))))
 
 
-def _check_same_vocabulary(
-    reference: tuple[str, Tokenizer],
-    saved: dict[str, Any],
-    side: str,
-    first: str | Path,
-    other: str | Path,
+def _check_same_vocabularies(
+    first: Translator, other: Translator, first_path: str | Path, other_path: str | Path
 ) -> None:
-    """Ensemble members must agree on every token id of the given side."""
-    what = "source" if side == "src" else "target"
-    kind, reference = reference
-    if saved["type"] != kind:
-        raise ValueError(
-            f"cannot ensemble {other} with {first}: their {what} tokenizers differ "
-            f"('{saved['type']}' vs '{kind}'). Ensemble members must be trained with the same "
-            "tokenizers."
-        )
-    tokenizer = tokenizer_from_state(saved)
-    if tokenizer.vocab_size != reference.vocab_size:
-        raise ValueError(
-            f"cannot ensemble {other} with {first}: their {what} vocabularies differ in size "
-            f"({tokenizer.vocab_size} vs {reference.vocab_size}). Ensemble members must be "
-            "trained with the same tokenizers."
-        )
-    if _vocabulary(tokenizer) != _vocabulary(reference):
-        raise ValueError(
-            f"cannot ensemble {other} with {first}: their {what} tokenizers map ids to different "
-            "pieces. Ensemble members must be trained with the same tokenizers."
-        )
+    """Ensemble members must agree on every token id of both sides."""
+    for what, mine, theirs in (
+        ("source", first.src_tokenizer, other.src_tokenizer),
+        ("target", first.tgt_tokenizer, other.tgt_tokenizer),
+    ):
+        problem = None
+        if other.tokenizer_type != first.tokenizer_type:
+            problem = (
+                f"their {what} tokenizers differ "
+                f"('{other.tokenizer_type}' vs '{first.tokenizer_type}')"
+            )
+        elif theirs.vocab_size != mine.vocab_size:
+            problem = (
+                f"their {what} vocabularies differ in size "
+                f"({theirs.vocab_size} vs {mine.vocab_size})"
+            )
+        elif _vocabulary(theirs) != _vocabulary(mine):
+            problem = f"their {what} tokenizers map ids to different pieces"
+        if problem:
+            raise ValueError(
+                f"cannot ensemble {other_path} with {first_path}: {problem}. Ensemble members "
+                "must be trained with the same tokenizers."
+            )
 
 
 def clean_line(line: str) -> str:

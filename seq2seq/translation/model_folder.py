@@ -1,0 +1,96 @@
+"""Exported model folders: a trained translation model to share, loaded without pickle.
+
+A folder holds `model.safetensors` (the weights), `config.json` (the model's shape, its
+language pair, the training config, and the scores measured at export), `tokenizer/`
+(the files `seq2seq-tokenize` reads, as in a run folder) and `README.md`, a model card.
+It is what the Hugging Face Hub expects of a model repository, and everything in it is
+plain data: loading runs no code from the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from seq2seq import __version__
+from seq2seq.checkpoint import CheckpointError
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.tokenizers import Tokenizer
+from seq2seq.tokenizers.files import load_tokenizers, save_tokenizers
+
+FORMAT = "seq2seq-model/1"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+
+
+def is_model_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
+
+
+def write_model_folder(
+    folder: str | Path,
+    model: Seq2Seq,
+    tokenizers: tuple[str, Tokenizer, Tokenizer],
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Path:
+    """Write weights, config.json and tokenizer/ into `folder` (the card is the caller's).
+
+    `tokenizers` is (registered type, source, target); `config` the training config;
+    `metadata` what the model card shows (scores, the training command, the run summary).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # save_model keeps one copy of tied tensors (shared embeddings), which safetensors needs.
+    save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    kind, src, tgt = tokenizers
+    save_tokenizers(folder / TOKENIZER_DIR, kind, src, tgt)
+    data = config.get("data", {})
+    description = {
+        "format": FORMAT,
+        "seq2seq_version": __version__,
+        "source_language": data.get("src_lang"),
+        "target_language": data.get("tgt_lang"),
+        "model_spec": model.spec.to_dict(),
+        "metadata": metadata,
+        "training_config": config,
+    }
+    (folder / CONFIG_NAME).write_text(
+        json.dumps(description, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return folder
+
+
+def read_model_folder(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict[str, Any]]:
+    """(model, source tokenizer, target tokenizer, config.json's content) of a folder."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable model description ({exc})") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a seq2seq model folder's config.json (expected format {FORMAT})"
+        )
+    try:
+        model = Seq2Seq(ModelSpec(**description["model_spec"]))
+        load_model(model, str(folder / WEIGHTS_NAME), strict=True)
+    except (KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise CheckpointError(
+            f"{folder / WEIGHTS_NAME} does not hold the weights {path} describes "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        src, tgt = load_tokenizers(folder / TOKENIZER_DIR)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / TOKENIZER_DIR}: {exc}") from None
+    return model.to(device).eval(), src, tgt, description
