@@ -57,6 +57,7 @@ def _main(argv: list[str] | None = None) -> int:
                 sink.write(json.dumps(record) + "\n")
             else:
                 sink.write(f"{found.per_token:.4f}\t{found.logprob:.4f}\t{found.tokens}\n")
+        sink.flush()
     total = sum(s.logprob for s in scores)
     tokens = sum(s.tokens for s in scores)
     if tokens:

@@ -53,6 +53,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     return summary
 
 
+def train_model(config: DictConfig, run_dir: str | Path) -> dict:
+    """Train from Python: a config from `seq2seq.load_config`, into run_dir (created if
+    missing; it gets the same files as a command-line run but Hydra's train.log).
+    Returns the run's summary, as summary.json holds it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return train(config, run_dir)
+
+
 def _write_config(cfg: DictConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
 

@@ -45,9 +45,9 @@ def model_card(description: dict[str, Any], parameters: int) -> str:
         "",
         f"# {pair} recurrent translation model ({corpus})",
         "",
-        f"A {spec.get('cell')} encoder-decoder with a `{spec.get('decoder')}` decoder, trained "
-        f"with seq2seq {description.get('seq2seq_version', '')} on the `{corpus}` corpus "
-        f"({src}→{tgt}).",
+        f"A recurrent encoder-decoder (cell `{spec.get('cell')}`, decoder "
+        f"`{spec.get('decoder')}`) trained with seq2seq {description.get('seq2seq_version', '')} "
+        f"on the `{corpus}` corpus ({src}→{tgt}).",
         "",
         "## Model",
         "",

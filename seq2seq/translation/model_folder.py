@@ -10,6 +10,7 @@ plain data: loading runs no code from the folder.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,11 @@ def write_model_folder(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # save_model keeps one copy of tied tensors (shared embeddings), which safetensors needs.
-    save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    weights = folder / WEIGHTS_NAME
+    save_model(model, str(weights), metadata={"format": FORMAT})
+    umask = os.umask(0)
+    os.umask(umask)
+    weights.chmod(0o666 & ~umask)  # safetensors writes a private file; this one is to share
     kind, src, tgt = tokenizers
     save_tokenizers(folder / TOKENIZER_DIR, kind, src, tgt)
     data = config.get("data", {})
