@@ -10,7 +10,7 @@ from typing import Any
 
 from seq2seq.commands.common import (
     add_search_arguments,
-    corpus_split,
+    evaluation_set,
     load_translator,
     run_cli,
     search_options,
@@ -29,12 +29,6 @@ def _check_aligned(hyps: list[str], hyp_name: str, refs: list[list[str]], ref_na
                 f"line counts differ: {hyp_name} has {len(hyps)} lines but {ref_name} has "
                 f"{len(ref)}. Line N of the hypotheses must translate line N of the reference."
             )
-
-
-def _test_set(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[str], list[str], str]:
-    if args.src:
-        return read_lines(args.src), read_lines(args.ref[0]), f"{args.src} -> {args.ref[0]}"
-    return corpus_split(config, args.split, args.data_root)
 
 
 def _checkpoint_names(paths: list[str]) -> str | list[str]:
@@ -85,7 +79,9 @@ def _main(argv: list[str] | None = None) -> int:
 
         options = search_options(args)  # inconsistent flags fail before the model loads
         translator = load_translator(args)
-        src, ref, name = _test_set(args, translator.config)
+        src, ref, name = evaluation_set(
+            translator.config, args.src, (args.ref or [None])[0], args.split, args.data_root
+        )
         refs = [ref] + [read_lines(r) for r in (args.ref or [])[1:]]
         ref_names = args.ref or [f"the reference side of {name}"]
         _check_aligned(src, args.src or name, refs, ref_names)

@@ -263,12 +263,18 @@ def run_cli(body: Callable[[], int | None]) -> None:
         sys.exit(130)
 
 
-def corpus_split(config: dict[str, Any], split: str, data_root: str | None = None):
-    """(sources, references, name) of a split of the corpus a model was trained on."""
+def evaluation_set(
+    config: dict[str, Any], src: str | None, ref: str | None, split: str, data_root: str | None
+) -> tuple[list[str], list[str], str]:
+    """(sources, references, name): the files --src/--ref, or else a split of the corpus
+    the model was trained on."""
     from pathlib import Path
 
     from seq2seq.data.corpora import load_corpus
+    from seq2seq.data.reading import read_parallel
 
+    if src:
+        return (*read_parallel(src, ref), f"{src} -> {ref}")
     data = config["data"]
     root = data_root or data["root"]
     splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])

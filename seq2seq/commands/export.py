@@ -13,7 +13,7 @@ from pathlib import Path
 
 from seq2seq.commands.common import (
     add_search_arguments,
-    corpus_split,
+    evaluation_set,
     load_translator,
     run_cli,
     search_options,
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="score the model on this split of its training corpus for the model card",
     )
+    parser.add_argument("--src", help="score on this source file instead of --split")
+    parser.add_argument("--ref", help="the reference translations of --src")
     parser.add_argument(
         "--data-root", help="corpus folder (default: the one the model was trained from)"
     )
@@ -61,6 +63,8 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = search_options(args)
     out = Path(args.output)
+    if bool(args.src) != bool(args.ref):
+        raise ValueError("--src and --ref go together (or give neither to score on --split)")
     if out.is_file():
         raise ValueError(f"-o {out}: is a file; give a folder to create")
     if out.is_dir() and any(out.iterdir()) and not args.force:
@@ -74,7 +78,9 @@ def _main(argv: list[str] | None = None) -> int:
     if isinstance(translator.model, Ensemble):  # pragma: no cover - one path is taken
         raise ValueError("export takes one model")
     if not args.no_scores:
-        src, ref, name = corpus_split(translator.config, args.split, args.data_root)
+        src, ref, name = evaluation_set(
+            translator.config, args.src, args.ref, args.split, args.data_root
+        )
         hyps = [
             t.text
             for t in translator.translate(
