@@ -243,3 +243,15 @@ def test_resume_continues_exactly(tmp_path):
     whole, rest = bpc(tmp_path / "whole"), bpc(tmp_path / "rest")
     assert sorted(rest) == list(range(14, 31))
     assert all(rest[s] == whole[s] for s in rest)
+
+
+def test_a_language_model_given_to_translate_is_one_clear_line(hello_run, capsys):
+    from seq2seq.commands.translate import main as translate_main
+
+    with pytest.raises(SystemExit) as done:
+        translate_main(["--checkpoint", str(hello_run), "-i", str(hello_run / "config.yaml")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "holds a character language model (task: lm), not a translation model" in err
+    assert "seq2seq-sample" in err

@@ -182,3 +182,21 @@ def test_score_gives_per_sentence_total_and_per_token(exported, sentences, tmp_p
         assert record["per_token"] == pytest.approx(found.logprob / found.tokens, abs=1e-3)
     total = sum(s.logprob for s in expected)
     assert f"log-probability {total:.2f} over {sum(s.tokens for s in expected)} tokens" in err
+
+
+def test_a_run_folder_without_checkpoints_names_every_path_tried(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("task: translation\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as done:
+        translate_main(["--checkpoint", str(run)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    for tried in (
+        "checkpoints/best.pt",
+        "best.pt",
+        "checkpoints/averaged.pt",
+        "checkpoints/last.pt",
+    ):
+        assert str(run / tried) in err
+    assert str(run / "config.json") in err and str(run / "model.safetensors") in err

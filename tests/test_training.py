@@ -8,6 +8,7 @@ import pytest
 import sacrebleu
 from _models import train_tiny
 
+from seq2seq.commands.score import main as score_main
 from seq2seq.data.reading import read_lines
 from seq2seq.translation.translator import Translator
 
@@ -22,8 +23,10 @@ def dev_records(run_dir):
     return [r for r in records if "dev_loss" in r]
 
 
-def test_overfits_100_real_pairs(tmp_path, data_root):
-    """The path learns, not only runs: 100 real Multi30k pairs memorised to BLEU >= 90."""
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory, data_root):
+    """A model trained to memorise 100 real Multi30k pairs: (run folder, sources, targets)."""
+    tmp_path = tmp_path_factory.mktemp("memorised")
     src = read_lines(data_root / "multi30k" / "train.en.gz")[:100]
     tgt = read_lines(data_root / "multi30k" / "train.de.gz")[:100]
     (tmp_path / "train.en").write_text("\n".join(src) + "\n", encoding="utf-8")
@@ -55,10 +58,36 @@ def test_overfits_100_real_pairs(tmp_path, data_root):
             "trainer.log_every=50",
         ],
     )
+    return run, src, tgt
+
+
+def test_overfits_100_real_pairs(memorised):
+    """The path learns, not only runs: 100 real Multi30k pairs memorised to BLEU >= 90."""
+    run, src, tgt = memorised
     translator = Translator.from_checkpoint(run / "checkpoints" / "best.pt")
     hyps = [t.text for t in translator.translate(src, search="greedy")]
     bleu = sacrebleu.corpus_bleu(hyps, [tgt]).score
     assert bleu >= 90, f"train-set BLEU {bleu:.1f} after 150 steps on 100 pairs"
+
+
+def test_score_ranks_each_reference_above_another_sentences(memorised, tmp_path, capsys):
+    """seq2seq-score: the memorised reference of a source scores higher than the reference
+    of another source (every target was memorised, so only the source can tell them apart)."""
+    run, src, tgt = memorised
+    shuffled = tgt[1:] + tgt[:1]
+    for name, lines in (("src", src), ("ref", tgt), ("shuffled", shuffled)):
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    scores = {}
+    for name in ("ref", "shuffled"):
+        with pytest.raises(SystemExit):
+            score_main(
+                ["--checkpoint", str(run), "--src", str(tmp_path / "src")]
+                + ["--ref", str(tmp_path / name), "--json"]
+            )
+        lines = capsys.readouterr().out.splitlines()
+        scores[name] = [json.loads(line)["per_token"] for line in lines]
+    wins = sum(a > b for a, b in zip(scores["ref"], scores["shuffled"], strict=True))
+    assert wins >= 90, f"the reference ranked first for only {wins} of 100 sentences"
 
 
 def test_resume_gives_exactly_the_losses_of_an_uninterrupted_run(tmp_path):
