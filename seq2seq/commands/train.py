@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -59,7 +60,8 @@ def train_model(config: DictConfig, run_dir: str | Path) -> dict:
     Returns the run's summary, as summary.json holds it."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return train(config, run_dir)
+    train(config, run_dir)
+    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
 
 
 def _write_config(cfg: DictConfig, run_dir: Path) -> None:
