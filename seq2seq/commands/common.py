@@ -1,4 +1,8 @@
-"""Pieces shared by the command-line tools: search flags, safe line I/O, error exits."""
+"""Pieces shared by the command-line tools: the parser, search flags, safe line I/O, error exits.
+
+The parser itself lives in seq2seq.commands.parsing (no torch: quick commands stay
+quick); it is imported here so that a command finds everything in one place.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, BinaryIO, TextIO
 
 from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError
+from seq2seq.commands.parsing import check_choice, command_parser  # noqa: F401 (re-exported)
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import tune_allocator
 from seq2seq.registry import PluginError
@@ -43,10 +48,21 @@ class SearchFlag:
     kind: Callable[[str], Any]  # argparse type, from the type hint
     help: str
     strategies: list[str] = field(default_factory=list)  # the strategies that take it
+    defaults: list[Any] = field(default_factory=list)  # each strategy's default for it
 
     @property
     def flag(self) -> str:
         return "--" + self.option.replace("_", "-")
+
+    @property
+    def default_text(self) -> str:
+        """For --help, the default that every strategy taking the flag shares, if they agree
+        (the flag's own default stays None, so that only a flag given reaches the strategy)."""
+        values = {repr(d) for d in self.defaults}
+        value = self.defaults[0] if len(values) == 1 else None
+        if value is None or value is inspect.Parameter.empty:
+            return ""
+        return f" (default: {value})".replace("%", "%%")
 
 
 def _flag_type(hint: Any) -> Callable[[str], Any]:
@@ -94,6 +110,7 @@ def search_flags() -> dict[str, SearchFlag]:
             )
             entry.help = entry.help or docs.get(p.name, "")
             entry.strategies.append(info.name)
+            entry.defaults.append(p.default)
             flags[p.name] = entry
     return flags
 
@@ -132,7 +149,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
         "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
-        "else fp32 (default: %(default)s)",
+        "else fp32",
     )
     taken = set(parser._option_string_actions)
     for entry in search_flags().values():
@@ -145,7 +162,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
             type=entry.kind,
             default=None,
             metavar=entry.option.upper(),
-            help=f"{text}[--search {', '.join(entry.strategies)}]",
+            help=f"{text}[--search {', '.join(entry.strategies)}]{entry.default_text}",
         )
 
 
