@@ -16,15 +16,20 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+import torch
 
 from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.commands.parsing import check_choice, command_parser  # noqa: F401 (re-exported)
 from seq2seq.data.reading import CorpusError
-from seq2seq.hardware import tune_allocator
+from seq2seq.hardware import PRECISIONS, check_device, resolve_precision, tune_allocator
 from seq2seq.registry import PluginError
 from seq2seq.search import check_options
+
+if TYPE_CHECKING:
+    from seq2seq.translation.translator import Translator
 
 log = logging.getLogger("seq2seq")
 
@@ -115,6 +120,33 @@ def search_flags() -> dict[str, SearchFlag]:
     return flags
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device, the same flag in every command that runs a model."""
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the model runs: cpu, cuda, cuda:N or mps; checked before the model loads",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a loaded model runs (load_translator applies them): batch size, device,
+    precision, threads; one definition, so translate and bleu agree."""
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    add_device_argument(parser)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
+        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
+        "else fp32",
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
+    )
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Search flags: the limits every strategy takes, then each strategy's own options.
 
@@ -141,16 +173,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="an option of the chosen strategy that has no flag of its own (repeatable)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "auto"],
-        default="fp32",
-        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
-        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
-        "else fp32",
-    )
+    add_model_arguments(parser)
     taken = set(parser._option_string_actions)
     for entry in search_flags().values():
         if entry.flag in taken:
@@ -166,13 +189,16 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def load_translator(args):
-    """The model(s) of --checkpoint on --device at --precision (checked before loading)."""
-    from seq2seq.hardware import resolve_precision
+def load_translator(args: argparse.Namespace) -> Translator:
+    """The model(s) of --checkpoint on --device at --precision with --threads; the device
+    and precision are checked before anything loads."""
     from seq2seq.translation.translator import Translator
 
-    precision = resolve_precision(args.device, args.precision, "--precision")
-    translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
+    device = check_device(args.device, "--device")
+    precision = resolve_precision(device, args.precision, "--precision")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    translator = Translator.from_checkpoints(args.checkpoint, device=str(device))
     translator.precision = precision
     return translator
 
