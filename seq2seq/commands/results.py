@@ -22,7 +22,7 @@ Each run is one row, read from the `summary.json` the trainer writes when it end
 - wall: seconds of training, over every resume;
 - stop: why training stopped, or the error it stopped with;
 - test BLEU/chrF: the last record of a `results.jsonl` in the run folder, as
-  written by `seq2seq-bleu --json RUN/results.jsonl`.
+  written by `seq2seq-bleu --record RUN/results.jsonl`.
 
 A run without `summary.json` is still training, or was killed: its row says so and
 shows the last step of its `metrics.jsonl`. Unreadable lines of a metrics file (a
@@ -231,7 +231,7 @@ def read_overrides(run: Path) -> list[str]:
 
 
 def read_test_scores(run: Path) -> dict[str, Any]:
-    """The last record of RUN/results.jsonl (seq2seq-bleu --json): BLEU, chrF, decoding."""
+    """The last record of RUN/results.jsonl (seq2seq-bleu --record): BLEU, chrF, decoding."""
     path = run / "results.jsonl"
     if not path.is_file():
         return {}
