@@ -47,6 +47,46 @@ def tune_allocator() -> bool:
 
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # what the models run on; cuda:N names one GPU
+
+
+def available_devices() -> list[str]:
+    """The devices a model can run on here: cpu, then cuda and each cuda:N, then mps."""
+    found = ["cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        found += ["cuda", *(f"cuda:{i}" for i in range(count))]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device(name: str, key: str) -> torch.device:
+    """The device `name` as a torch.device, once it is known to exist on this machine.
+
+    Checked before a model loads, so that a wrong --device (`key`) is one ValueError
+    naming the problem and the devices available here, not torch's failure mid-load.
+    """
+    available = ", ".join(available_devices())
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(
+            f"{key} {name}: unknown device (expected cpu, cuda, cuda:N or mps); "
+            f"available: {available}"
+        )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        problem = "no CUDA GPU is available here (torch reports none)"
+    elif device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        problem = f"this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        problem = "no Apple GPU (MPS) is available here"
+    else:
+        return device
+    raise ValueError(f"{key} {name}: {problem}; available: {available}")
+
 
 # CPU flags (as /proc/cpuinfo names them) of bf16 matrix products in hardware, and of the
 # AVX-512 subset on which oneDNN emulates bf16 (correct, but slower than fp32).

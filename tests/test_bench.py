@@ -18,7 +18,7 @@ def test_bench_reports_fast_and_plain_and_skips_fp16_off_gpu(tmp_path: Path) -> 
         *PINNED_TINY_MODEL,
         *("data.train_subset=2000", "tokenizer.vocab_size=300", "trainer.threads=1"),
         *("--steps", "3", "--warmup", "1", "--sentences", "20", "--plain"),
-        *("--precision", "fp32", "--precision", "fp16", "--json", str(out)),
+        *("--precision", "fp32", "--precision", "fp16", "-o", str(out)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SEQ2SEQ_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

@@ -141,7 +141,7 @@ def test_hyp_ref_matches_sacrebleu_cli(test_set, tmp_path: Path, capsys) -> None
             str(test_set["perturbed"]),
             "--ref",
             str(test_set["de"]),
-            "--json",
+            "--record",
             str(record_file),
         ],
         capsys,
@@ -171,7 +171,7 @@ def test_checkpoint_src_ref_appends_json_records(
             str(src),
             "--ref",
             str(ref),
-            "--json",
+            "--record",
             str(records),
             "--output",
             str(hyp),
@@ -189,7 +189,7 @@ def test_checkpoint_src_ref_appends_json_records(
             str(head_src),
             "--ref",
             str(head_ref),
-            "--json",
+            "--record",
             str(records),
             "--search",
             "beam",
@@ -233,7 +233,7 @@ def test_checkpoint_src_ref_appends_json_records(
     code, out, err = run_bleu(["--hyp", str(hyp), "--ref", str(ref)], capsys)
     assert code == 0, err
     assert parse_printed(out) == greedy
-    assert len(records.read_text(encoding="utf-8").splitlines()) == 2  # no --json, no record
+    assert len(records.read_text(encoding="utf-8").splitlines()) == 2  # no --record, no record
 
 
 # ---------------------------------------------------------------- errors

@@ -238,7 +238,7 @@ def test_console_scripts_with_an_ensemble(checkpoints, source, tmp_path, capsys)
     record = tmp_path / "bleu.jsonl"
     argv = ["--checkpoint", a, b, "--src", str(source[0]), "--ref", str(source[1])]
     with pytest.raises(SystemExit) as exit_info:
-        bleu_main([*argv, "--json", str(record)])
+        bleu_main([*argv, "--record", str(record)])
     assert exit_info.value.code == 0, capsys.readouterr().err
     entry = json.loads(record.read_text(encoding="utf-8"))
     assert entry["checkpoint"] == [a, b]

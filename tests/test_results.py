@@ -145,7 +145,7 @@ def test_json_sort_and_test_scores_from_seq2seq_bleu(sweep, tmp_path, capsys):
     hyp.write_text("ein Hund läuft im Schnee .\nzwei Männer\n", encoding="utf-8")
     ref.write_text("ein Hund läuft im Schnee .\nzwei Frauen\n", encoding="utf-8")
     results_file = sweep / "1" / "results.jsonl"
-    assert bleu._main(["--hyp", str(hyp), "--ref", str(ref), "--json", str(results_file)]) == 0
+    assert bleu._main(["--hyp", str(hyp), "--ref", str(ref), "--record", str(results_file)]) == 0
     capsys.readouterr()
     expected = json.loads(results_file.read_text(encoding="utf-8"))["metrics"]
 

@@ -1,6 +1,6 @@
 """`seq2seq-average`: average the weights of several checkpoints into one.
 
-    seq2seq-average --checkpoints A.pt B.pt C.pt -o averaged.pt
+    seq2seq-average --checkpoint A.pt B.pt C.pt -o averaged.pt
     seq2seq-average --run-dir RUN --last 5 -o RUN/checkpoints/averaged.pt
 
 The output is written atomically; what is kept and dropped: seq2seq.training.averaging.
@@ -13,22 +13,29 @@ import logging
 from pathlib import Path
 
 from seq2seq.checkpoint import save_checkpoint
-from seq2seq.commands.common import positive_int, run_cli
+from seq2seq.commands.common import command_parser, positive_int, run_cli
 from seq2seq.training.averaging import average_checkpoints, newest_step_checkpoints
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seq2seq-average",
-        description="Average the weights of several checkpoints into one.",
-    )
+    parser = command_parser("seq2seq-average", __doc__)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
+    source.add_argument(
+        "--checkpoint",
+        "--checkpoints",
+        dest="checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoint files or run directories, as seq2seq-translate takes them",
+    )
     source.add_argument("--run-dir", help="a training run directory (with --last N)")
     parser.add_argument(
-        "--last", type=positive_int, help="with --run-dir: average its N newest step_*.pt"
+        "--last",
+        type=positive_int,
+        metavar="N",
+        help="with --run-dir: average its N newest step_*.pt",
     )
     parser.add_argument("-o", "--output", required=True, help="where to write the average")
     return parser

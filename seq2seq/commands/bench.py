@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from seq2seq.hardware import bf16_unsupported_reason
+from seq2seq.commands.common import command_parser, positive_int
+from seq2seq.hardware import PRECISIONS, bf16_unsupported_reason
 
 PLAIN_OVERRIDES = [
     "model.fused=false",
@@ -217,9 +218,11 @@ def _worker_command(args: argparse.Namespace, plain: bool, precision: str) -> li
 
 
 def _run_worker(command: list[str]) -> dict[str, Any]:
+    """One variant's results; whatever the worker prints goes to stderr (stdout is the
+    report's)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "SEQ2SEQ_BENCH_OUT": out.name}
-        subprocess.run(command, check=True, env=env)
+        subprocess.run(command, check=True, env=env, stdout=2)  # fd 2: our stderr
         return json.loads(Path(out.name).read_text(encoding="utf-8"))
 
 
@@ -287,19 +290,20 @@ def _equal_outputs(runs: list[dict[str, Any]]) -> bool | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m seq2seq.bench",
-        description="Training and translation throughput of a recipe (Hydra overrides, "
-        "e.g. +exp=en_de_ref), on the fast path and optionally the plain path.",
-    )
+    parser = command_parser("python -m seq2seq.bench", __doc__)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=en_de_ref")
     parser.add_argument("--steps", type=int, default=40, help="timed training updates")
     parser.add_argument("--warmup", type=int, default=5, help="untimed updates first")
     parser.add_argument("--sentences", type=int, default=1000, help="test sentences translated")
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per decode batch")
+    parser.add_argument(
+        "--beam-size", type=positive_int, default=5, help="beam of the timed beam search"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="sentences per decode batch"
+    )
     parser.add_argument(
         "--checkpoint",
+        metavar="CKPT",
         help="a trained checkpoint to time translation with (else the model "
         "after the timed updates, which is barely trained)",
     )
@@ -307,10 +311,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--precision",
         action="append",
-        choices=["fp32", "bf16", "fp16"],
-        help="repeatable; default fp32",
+        choices=[p for p in PRECISIONS if p != "auto"],
+        help="a precision to time the fast path at; repeatable (default: fp32)",
     )
-    parser.add_argument("--json", help="write the report here as JSON")
+    parser.add_argument("-o", "--output", help="also write the report here, as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of the table"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.precision = args.precision or ["fp32"]
@@ -344,27 +351,32 @@ def main(argv: list[str] | None = None) -> None:
         "runs": [],
     }
     variants = [(False, p) for p in args.precision] + ([(True, "fp32")] if args.plain else [])
+    text = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON only
     for plain, precision in variants:
         reason = bf16_unsupported_reason(device) if precision == "bf16" else None
         if precision == "fp16" and not gpu:
             reason = "fp16 needs a CUDA GPU"
         if reason:
             report.setdefault("skipped", {})[precision] = reason
-            print(f"{precision} skipped: {reason}")
+            print(f"{precision} skipped: {reason}", file=text)
             continue
         report["runs"].append(_run_worker(_worker_command(args, plain, precision)))
     report["ratios"] = _ratios(report["runs"])
     if args.checkpoint:
         report["equal_outputs_fast_vs_plain"] = _equal_outputs(report["runs"])
-    print(
-        f"fp32 matmul peak {report['machine']['fp32_matmul_gflops']:.1f} GFLOP/s, "
-        f"bf16 {report['machine']['bf16_matmul_gflops']:.1f} GFLOP/s "
-        f"({report['machine']['cpu_capability']}, {report['machine']['threads']} threads)"
-    )
-    print(table(report))
+    as_json = json.dumps(report, indent=2) + "\n"
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        sys.stdout.write(as_json)
+    else:
+        print(
+            f"fp32 matmul peak {report['machine']['fp32_matmul_gflops']:.1f} GFLOP/s, "
+            f"bf16 {report['machine']['bf16_matmul_gflops']:.1f} GFLOP/s "
+            f"({report['machine']['cpu_capability']}, {report['machine']['threads']} threads)"
+        )
+        print(table(report))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(as_json, encoding="utf-8")
 
 
 if __name__ == "__main__":

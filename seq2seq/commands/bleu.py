@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -10,11 +9,14 @@ from typing import Any
 
 from seq2seq.commands.common import (
     add_search_arguments,
+    check_choice,
+    command_parser,
     evaluation_set,
     load_translator,
     run_cli,
     search_options,
 )
+from seq2seq.data.corpora import SPLITS
 from seq2seq.data.reading import read_lines
 from seq2seq.translation.metrics import corpus_scores
 
@@ -37,7 +39,7 @@ def _checkpoint_names(paths: list[str]) -> str | list[str]:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seq2seq-bleu", description=__doc__)
+    parser = command_parser("seq2seq-bleu", __doc__)
     parser.add_argument("--hyp", help="existing translations to score")
     parser.add_argument(
         "--ref", action="append", help="reference file (repeat for several references)"
@@ -50,14 +52,28 @@ def _main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--src", help="source file to translate")
     parser.add_argument(
-        "--split", default="test", help="without --src/--ref: this split of the checkpoint's corpus"
+        "--split",
+        default="test",
+        help=f"without --src/--ref: this split of the checkpoint's corpus ({', '.join(SPLITS)})",
     )
     parser.add_argument(
         "--data-root",
         help="without --src/--ref: corpus folder (default: the checkpoint's data.root)",
     )
-    parser.add_argument("--output", help="also write the translations here")
-    parser.add_argument("--json", help="append one JSON record of this evaluation to this file")
+    parser.add_argument(
+        "-o", "--output", help="with --checkpoint: also write the translations here"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print this evaluation's record (what --record appends) as JSON instead of text",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="JSONL",
+        help="append this evaluation's record, one JSON line, to this file "
+        "(RUN/results.jsonl: seq2seq-results shows it)",
+    )
     add_search_arguments(parser)
     args = parser.parse_args(argv)
 
@@ -77,6 +93,8 @@ def _main(argv: list[str] | None = None) -> int:
         if bool(args.src) != bool(args.ref):
             parser.error("--src and --ref go together (or give neither to use --split)")
 
+        if not args.src:  # every corpus names its splits alike: check before the model loads
+            check_choice("--split", args.split, SPLITS, "split")
         options = search_options(args)  # inconsistent flags fail before the model loads
         translator = load_translator(args)
         src, ref, name = evaluation_set(
@@ -106,16 +124,20 @@ def _main(argv: list[str] | None = None) -> int:
         parser.error("give --hyp and --ref, or --checkpoint (with --src and --ref, or a --split)")
 
     metrics = corpus_scores(hyps, refs)
-    for result in metrics.values():
-        print(result["text"])
-        print(f"  signature: {result['signature']}")
     record["metrics"] = {
         name: {"score": r["score"], "signature": r["signature"]} for name, r in metrics.items()
     }
+    line = json.dumps(record, ensure_ascii=False) + "\n"
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        print(line, end="")
+    else:
+        for result in metrics.values():
+            print(result["text"])
+            print(f"  signature: {result['signature']}")
+    if args.record:
+        Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.record, "a", encoding="utf-8") as f:
+            f.write(line)
     return 0
 
 

@@ -1,4 +1,8 @@
-"""Pieces shared by the command-line tools: search flags, safe line I/O, error exits."""
+"""Pieces shared by the command-line tools: the parser, search flags, safe line I/O, error exits.
+
+The parser itself lives in seq2seq.commands.parsing (no torch: quick commands stay
+quick); it is imported here so that a command finds everything in one place.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,20 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+import torch
 
 from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError
+from seq2seq.commands.parsing import check_choice, command_parser  # noqa: F401 (re-exported)
 from seq2seq.data.reading import CorpusError
-from seq2seq.hardware import tune_allocator
+from seq2seq.hardware import PRECISIONS, check_device, resolve_precision, tune_allocator
 from seq2seq.registry import PluginError
 from seq2seq.search import check_options
+
+if TYPE_CHECKING:
+    from seq2seq.translation.translator import Translator
 
 log = logging.getLogger("seq2seq")
 
@@ -43,10 +53,21 @@ class SearchFlag:
     kind: Callable[[str], Any]  # argparse type, from the type hint
     help: str
     strategies: list[str] = field(default_factory=list)  # the strategies that take it
+    defaults: list[Any] = field(default_factory=list)  # each strategy's default for it
 
     @property
     def flag(self) -> str:
         return "--" + self.option.replace("_", "-")
+
+    @property
+    def default_text(self) -> str:
+        """For --help, the default that every strategy taking the flag shares, if they agree
+        (the flag's own default stays None, so that only a flag given reaches the strategy)."""
+        values = {repr(d) for d in self.defaults}
+        value = self.defaults[0] if len(values) == 1 else None
+        if value is None or value is inspect.Parameter.empty:
+            return ""
+        return f" (default: {value})".replace("%", "%%")
 
 
 def _flag_type(hint: Any) -> Callable[[str], Any]:
@@ -94,8 +115,36 @@ def search_flags() -> dict[str, SearchFlag]:
             )
             entry.help = entry.help or docs.get(p.name, "")
             entry.strategies.append(info.name)
+            entry.defaults.append(p.default)
             flags[p.name] = entry
     return flags
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device, the same flag in every command that runs a model."""
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the model runs: cpu, cuda, cuda:N or mps; checked before the model loads",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a loaded model runs (load_translator applies them): batch size, device,
+    precision, threads; one definition, so translate and bleu agree."""
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    add_device_argument(parser)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
+        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
+        "else fp32",
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
+    )
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,31 +185,20 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
             type=entry.kind,
             default=None,
             metavar=entry.option.upper(),
-            help=f"{text}[--search {', '.join(entry.strategies)}]",
+            help=f"{text}[--search {', '.join(entry.strategies)}]{entry.default_text}",
         )
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where and how a loaded model runs: --batch-size, --device, --precision."""
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "auto"],
-        default="fp32",
-        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
-        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
-        "else fp32 (default: %(default)s)",
-    )
-
-
-def load_translator(args):
-    """The model(s) of --checkpoint on --device at --precision (checked before loading)."""
-    from seq2seq.hardware import resolve_precision
+def load_translator(args: argparse.Namespace) -> Translator:
+    """The model(s) of --checkpoint on --device at --precision with --threads; the device
+    and precision are checked before anything loads."""
     from seq2seq.translation.translator import Translator
 
-    precision = resolve_precision(args.device, args.precision, "--precision")
-    translator = Translator.from_checkpoints(args.checkpoint, device=args.device)
+    device = check_device(args.device, "--device")
+    precision = resolve_precision(device, args.precision, "--precision")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    translator = Translator.from_checkpoints(args.checkpoint, device=str(device))
     translator.precision = precision
     return translator
 
@@ -278,6 +316,7 @@ def evaluation_set(
     data = config["data"]
     root = data_root or data["root"]
     splits = load_corpus(data["corpus"], Path(root), data["src_lang"], data["tgt_lang"])
+    check_choice("--split", split, list(splits), f"split in corpus {data['corpus']!r}")
     found = splits[split]
     name = f"{data['corpus']}:{split} {data['src_lang']}-{data['tgt_lang']}"
     return found.src, found.tgt, name

@@ -19,7 +19,6 @@ clipping fired (the global gradient norm exceeded `trainer.clip_norm`).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from seq2seq import registry
+from seq2seq.commands.parsing import command_parser
 from seq2seq.nn.gradient_flow import Setting, gradient_flow
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -202,20 +202,22 @@ def _print_clipping(report: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seq2seq.diagnose",
-        description="Diagnostics: gradient flow through time per cell; gradient clipping.",
+    parser = command_parser(
+        "python -m seq2seq.diagnose",
+        "Diagnostics: gradient flow through time per cell; gradient clipping.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     grad = sub.add_parser(
         "gradients",
         help="‖∂L/∂h_t‖ for t=1..T per cell and initialisation; writes a CSV and a PNG",
         description="Config: seq2seq/conf/diagnose/gradients.yaml; override with KEY=VALUE, "
         'e.g. steps=100 out_dir=plots "cells=[{cell: indrnn}]" "inits=[{init: default}]"',
     )
-    grad.add_argument("overrides", nargs="*", help="Hydra overrides KEY=VALUE")
+    grad.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides")
     clip = sub.add_parser("clipping", help="how often gradient clipping fired in a run")
-    clip.add_argument("runs", nargs="+", help="run directories (or metrics.jsonl files)")
+    clip.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run directories (or metrics.jsonl files)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "gradients":

@@ -13,18 +13,21 @@ from pathlib import Path
 
 from seq2seq.commands.common import (
     add_search_arguments,
+    check_choice,
+    command_parser,
     evaluation_set,
     load_translator,
     run_cli,
     search_options,
 )
+from seq2seq.data.corpora import SPLITS
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.translation.metrics import corpus_scores
 from seq2seq.translation.model_folder import CONFIG_NAME, WEIGHTS_NAME
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seq2seq-export", description=__doc__)
+    parser = command_parser("seq2seq-export", __doc__)
     parser.add_argument(
         "checkpoint",
         metavar="RUN_OR_CHECKPOINT",
@@ -65,6 +68,8 @@ def _main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     if bool(args.src) != bool(args.ref):
         raise ValueError("--src and --ref go together (or give neither to score on --split)")
+    if not args.src:  # every corpus names its splits alike: check before the model loads
+        check_choice("--split", args.split, SPLITS, "split")
     if out.is_file():
         raise ValueError(f"-o {out}: is a file; give a folder to create")
     if out.is_dir() and any(out.iterdir()) and not args.force:

@@ -9,13 +9,13 @@ conflict, else 0. ``-v`` adds each entry point and the options it accepts.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
 from dataclasses import asdict, dataclass
 
 from seq2seq import registry
+from seq2seq.commands.parsing import command_parser
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ def render(rows: list[PluginRow], groups: tuple[str, ...], verbose: bool = False
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seq2seq.plugins",
-        description="List every installed seq2seq plugin: group, name, distribution, description.",
+    parser = command_parser(
+        "python -m seq2seq.plugins",
+        "List every installed seq2seq plugin: group, name, distribution, description.",
     )
     parser.add_argument(
         "groups",
@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GROUP",
         help="only these groups (cells, tokenizers, decoders, search); default: all",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per plugin")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per plugin instead of the list"
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also show entry points and options"
     )

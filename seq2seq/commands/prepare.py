@@ -8,22 +8,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from seq2seq.commands.parsing import command_parser
 from seq2seq.data.corpora import PUBLIC, default_root
 from seq2seq.data.prepare import prepare_command, prepare_corpus
 from seq2seq.data.reading import CorpusError
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="prepare.py",
-        description="Download (or take already-downloaded files) and prepare public corpora "
-        "into the SEQ2SEQ_DATA layout, verifying SHA-256 checksums.",
+    parser = command_parser(
+        "python data_scripts/prepare.py",
+        description="Download (or take already-downloaded files) and prepare public corpora\n"
+        "into the SEQ2SEQ_DATA layout, verifying SHA-256 checksums.\n"
+        "`python -m seq2seq.data.prepare` takes the same arguments.",
         epilog="examples:\n"
         "  python data_scripts/prepare.py all --root data\n"
         "  python data_scripts/prepare.py multi30k --root data --from-dir ~/Downloads/multi30k\n"
         "  python data_scripts/prepare.py tatoeba_en_es --root data --from-dir spa-eng.zip\n"
         "sources: " + "; ".join(corpus.sources for corpus in PUBLIC.values()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("corpus", choices=[*PUBLIC, "all"], help="corpus to prepare")
     parser.add_argument(

@@ -22,7 +22,7 @@ Each run is one row, read from the `summary.json` the trainer writes when it end
 - wall: seconds of training, over every resume;
 - stop: why training stopped, or the error it stopped with;
 - test BLEU/chrF: the last record of a `results.jsonl` in the run folder, as
-  written by `seq2seq-bleu --json RUN/results.jsonl`.
+  written by `seq2seq-bleu --record RUN/results.jsonl`.
 
 A run without `summary.json` is still training, or was killed: its row says so and
 shows the last step of its `metrics.jsonl`. Unreadable lines of a metrics file (a
@@ -36,7 +36,6 @@ out of `--json`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -45,6 +44,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from seq2seq.commands.parsing import command_parser
 
 SUMMARY = "summary.json"  # written by seq2seq.training.summary
 RUN_MARKERS = (SUMMARY, "metrics.jsonl", "checkpoints", ".hydra")
@@ -231,7 +232,7 @@ def read_overrides(run: Path) -> list[str]:
 
 
 def read_test_scores(run: Path) -> dict[str, Any]:
-    """The last record of RUN/results.jsonl (seq2seq-bleu --json): BLEU, chrF, decoding."""
+    """The last record of RUN/results.jsonl (seq2seq-bleu --record): BLEU, chrF, decoding."""
     path = run / "results.jsonl"
     if not path.is_file():
         return {}
@@ -424,19 +425,21 @@ def plot_runs(records: list[dict[str, Any]], path: str) -> bool:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="seq2seq-results",
-        description="Compare the training runs under some folders: one table, one row per run.",
+    parser = command_parser(
+        "seq2seq-results",
+        "Compare the training runs under some folders: one table, one row per run.",
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="run, sweep or output folder")
-    parser.add_argument("--json", action="store_true", help="print a JSON list of records")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON list of records instead of the table"
+    )
     parser.add_argument(
         "--sort",
         default="run",
         choices=SORT_KEYS,
         metavar="KEY",
-        help=f"order of the rows: one of {', '.join(SORT_KEYS)} (default: run). Scores "
-        "and speeds sort best first, losses and wall-clock lowest first",
+        help=f"order of the rows: one of {', '.join(SORT_KEYS)}. Scores and speeds sort "
+        "best first, losses and wall-clock lowest first",
     )
     parser.add_argument(
         "--plot",

@@ -12,14 +12,16 @@ import sys
 import torch
 
 from seq2seq.checkpoint import CheckpointError
+from seq2seq.commands.common import add_device_argument, command_parser
+from seq2seq.hardware import check_device
 from seq2seq.lm.generation import sample_text
 from seq2seq.lm.model import load_lm
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seq2seq-sample",
-        description="Generate text from a character language model checkpoint "
+    parser = command_parser(
+        "seq2seq-sample",
+        "Generate text from a character language model checkpoint "
         "(trained with `python -m seq2seq.train +exp=char_lm`). Prints the prime "
         "followed by LENGTH sampled characters.",
     )
@@ -32,14 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy"
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (reproducible text)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_device_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        model, vocab, _ = load_lm(args.checkpoint, device=args.device)
+        device = check_device(args.device, "--device")  # before the checkpoint loads
+        model, vocab, _ = load_lm(args.checkpoint, device=device)
         generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
         text = sample_text(model, vocab, args.prime, args.length, args.temperature, generator)
     except (CheckpointError, ValueError) as exc:

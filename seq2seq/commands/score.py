@@ -15,12 +15,18 @@ import math
 import sys
 from contextlib import ExitStack
 
-from seq2seq.commands.common import add_model_arguments, load_translator, run_cli, utf8_stdout
+from seq2seq.commands.common import (
+    add_model_arguments,
+    command_parser,
+    load_translator,
+    run_cli,
+    utf8_stdout,
+)
 from seq2seq.data.reading import read_parallel
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seq2seq-score", description=__doc__)
+    parser = command_parser("seq2seq-score", __doc__)
     parser.add_argument(
         "--checkpoint",
         required=True,

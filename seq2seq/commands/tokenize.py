@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, TextIO
 from seq2seq import registry
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.commands.common import (
+    command_parser,
     parse_value,
     positive_int,
     read_lines_safely,
@@ -42,11 +43,7 @@ log = logging.getLogger("seq2seq")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seq2seq-tokenize",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("seq2seq-tokenize", __doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser("train", help="train a tokenizer on text files")
     train.add_argument("--src", required=True, help="source-side training text, one line each")
@@ -59,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a tokenizer of the seq2seq.tokenizers group: "
         + ", ".join(sorted({i.name for i in registry.available("seq2seq.tokenizers")})),
     )
-    train.add_argument("--vocab-size", type=positive_int, default=8000)
+    train.add_argument(
+        "--vocab-size", type=positive_int, default=8000, help="pieces in the vocabulary"
+    )
     train.add_argument(
         "--joint",
         action=argparse.BooleanOptionalAction,
@@ -74,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a training option of the tokenizer (as tokenizer.options), e.g. model_type=bpe",
     )
     train.add_argument(
-        "-o", "--out", required=True, help="folder to write OUT/tokenizer/ into (a run folder)"
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        required=True,
+        metavar="DIR",
+        help="folder to write DIR/tokenizer/ into (a run folder)",
     )
     for name, text in (
         ("encode", "text → pieces (or ids with --ids), one line per line"),
@@ -88,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help="a tokenizer folder (from train), a training run folder or a checkpoint",
         )
-        sub.add_argument("--side", choices=("src", "tgt"), default="src")
+        sub.add_argument(
+            "--side", choices=("src", "tgt"), default="src", help="the source or target tokenizer"
+        )
         if name != "vocab":
             sub.add_argument("--ids", action="store_true", help="token ids instead of pieces")
             sub.add_argument("-i", "--input", help="input file (default: stdin)")
@@ -128,7 +135,7 @@ def train(args: argparse.Namespace) -> int:
         )
         src_tok, tgt_tok = build_tokenizers(config, pairs)
         lines = len(pairs.src)
-    folder = save_tokenizers(Path(args.out) / "tokenizer", args.type, src_tok, tgt_tok).parent
+    folder = save_tokenizers(Path(args.output) / "tokenizer", args.type, src_tok, tgt_tok).parent
     sizes = f"{src_tok.vocab_size}" + ("" if src_tok is tgt_tok else f"/{tgt_tok.vocab_size}")
     log.info(
         "%s tokenizer%s, vocabulary %s, trained on %d lines/pairs: %s",

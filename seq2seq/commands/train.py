@@ -16,6 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import CheckpointError
+from seq2seq.commands.parsing import version_line
 from seq2seq.config import composition_error_message, validate
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import tune_allocator
@@ -102,6 +103,9 @@ def main() -> None:
     (`+KEY=VALUE`). Unless the user asked for its full stack traces (HYDRA_FULL_ERROR),
     Hydra is told to raise such errors instead, and they are reported here in one line,
     with exit status 2 like every config mistake."""
+    if "--version" in sys.argv[1:]:  # ours, not Hydra's own (which prints Hydra's version)
+        print(version_line("seq2seq-train"))
+        sys.exit(0)
     if os.environ.get("HYDRA_FULL_ERROR"):
         _hydra_main()
         return

@@ -14,10 +14,9 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-import torch
-
 from seq2seq.commands.common import (
     add_search_arguments,
+    command_parser,
     load_translator,
     positive_int,
     read_lines_safely,
@@ -30,7 +29,7 @@ from seq2seq.translation.translator import Translation, Translator, clean_line
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seq2seq-translate", description=__doc__)
+    parser = command_parser("seq2seq-translate", __doc__)
     parser.add_argument(
         "--checkpoint",
         required=True,
@@ -59,9 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=2000,
         help="lines read and translated at a time",
-    )
-    parser.add_argument(
-        "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
     )
     attention = parser.add_argument_group("attention (needs an attention decoder)")
     attention.add_argument(
@@ -128,8 +124,6 @@ def _main(argv: list[str] | None = None) -> int:
     # Inconsistent flags and an unknown strategy fail before the model loads.
     options = search_options(args)
     nbest = options.get("nbest", 1)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with ExitStack() as stack:
         # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
