@@ -22,7 +22,6 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq.commands import bleu
 from seq2seq.hardware import available_devices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -223,15 +222,13 @@ def test_split_typo_names_the_splits_before_loading(source, capsys, monkeypatch)
 
 
 def test_split_the_corpus_lacks_names_its_splits(monkeypatch):
-    import argparse
-
+    from seq2seq.commands.common import evaluation_set
     from seq2seq.data import corpora
     from seq2seq.data.corpora import ParallelSplit
 
     pair = ParallelSplit(["a"], ["b"])
     monkeypatch.setattr(corpora, "load_corpus", lambda *_: {"train": pair, "dev": pair})
-    args = argparse.Namespace(src=None, data_root=None, split="test")
     data = {"corpus": "files", "root": ".", "src_lang": "en", "tgt_lang": "de"}
     with pytest.raises(ValueError) as info:
-        bleu._test_set(args, {"data": data})
+        evaluation_set({"data": data}, None, None, "test", None)
     assert str(info.value) == "--split test: no such split in corpus 'files'; available: train, dev"
