@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.commands.common import (
+    add_checkpoint_argument,
     add_search_arguments,
     check_choice,
     command_parser,
@@ -44,12 +45,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ref", action="append", help="reference file (repeat for several references)"
     )
-    parser.add_argument(
-        "--checkpoint",
-        nargs="+",
-        metavar="CKPT",
-        help="translate --src with this checkpoint (several: their ensemble), then score",
-    )
+    add_checkpoint_argument(parser, "Translate --src (or --split) with it, then score", False)
     parser.add_argument("--src", help="source file to translate")
     parser.add_argument(
         "--split",

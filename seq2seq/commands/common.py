@@ -120,6 +120,18 @@ def search_flags() -> dict[str, SearchFlag]:
     return flags
 
 
+def add_checkpoint_argument(parser: argparse.ArgumentParser, use: str, required: bool = True):
+    """--checkpoint: the same flag, taking the same things, in every translation command."""
+    parser.add_argument(
+        "--checkpoint",
+        required=required,
+        nargs="+",
+        metavar="CKPT",
+        help="a checkpoint file, a run folder (its checkpoints/best.pt) or an exported model "
+        f"folder; several: their ensemble. {use}",
+    )
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """--device, the same flag in every command that runs a model."""
     parser.add_argument(

@@ -16,6 +16,7 @@ import sys
 from contextlib import ExitStack
 
 from seq2seq.commands.common import (
+    add_checkpoint_argument,
     add_model_arguments,
     command_parser,
     load_translator,
@@ -27,13 +28,7 @@ from seq2seq.data.reading import read_parallel
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("seq2seq-score", __doc__)
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        nargs="+",
-        metavar="CKPT",
-        help="checkpoint file, run folder or model folder; several: score with their ensemble",
-    )
+    add_checkpoint_argument(parser, "The model that scores")
     parser.add_argument("--src", required=True, help="source sentences, one per line")
     parser.add_argument("--ref", required=True, help="their translations, line by line")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from seq2seq.commands.common import (
+    add_checkpoint_argument,
     add_search_arguments,
     command_parser,
     load_translator,
@@ -30,13 +31,7 @@ from seq2seq.translation.translator import Translation, Translator, clean_line
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("seq2seq-translate", __doc__)
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        nargs="+",
-        metavar="CKPT",
-        help="checkpoint file or run directory; several: decode with their ensemble",
-    )
+    add_checkpoint_argument(parser, "The model that translates")
     parser.add_argument("-i", "--input", help="source file (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
     parser.add_argument(
