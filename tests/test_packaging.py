@@ -38,7 +38,7 @@ def wheel_site(tmp_path_factory, repo_root):
         check=True,
         timeout=300,
     )
-    (wheel,) = build.glob("seq2seq-*.whl")
+    (wheel,) = build.glob("seq2seq_rnn-*.whl")
     site = build / "site"
     subprocess.run(
         [
@@ -61,9 +61,13 @@ def wheel_site(tmp_path_factory, repo_root):
 def test_wheel_carries_configs_usable_from_any_directory(wheel_site, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(wheel_site)}
     check = (
-        "import seq2seq, pathlib; "
+        "import seq2seq, pathlib, importlib.metadata as md; "
         f"site = pathlib.Path({str(wheel_site)!r}); "
-        "assert pathlib.Path(seq2seq.__file__).is_relative_to(site), seq2seq.__file__"
+        "assert pathlib.Path(seq2seq.__file__).is_relative_to(site), seq2seq.__file__; "
+        "(dist,) = md.distributions(path=[str(site)]); "
+        "found = (dist.metadata['Name'], dist.version); "
+        "assert found == ('seq2seq-rnn', seq2seq.__version__), found; "
+        "assert {'gru', 'bahdanau', 'beam', 'char'} <= {ep.name for ep in dist.entry_points}"
     )
     subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=tmp_path)
     for exp, corpus in (("en_es", "tatoeba_en_es"), ("en_de", "multi30k")):
