@@ -1,6 +1,7 @@
 """Installs as a built wheel; configs are found from any working directory."""
 
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -18,10 +19,28 @@ def test_builtins_are_registered_through_entry_points():
         assert names <= {ep.name for ep in entry_points(group=group)}
 
 
+# What a wheel build reads. The build runs on a copy: building in the checkout would leave
+# build/ (stale modules there end up in later wheels) and a seq2seq_rnn.egg-info that
+# importlib.metadata would then see beside the installed distribution.
+SOURCES = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "seq2seq", "conf")
+
+
 @pytest.fixture(scope="module")
 def wheel_site(tmp_path_factory, repo_root):
     """The project built as a wheel and installed into a folder of its own."""
     build = tmp_path_factory.mktemp("wheel")
+    source = build / "source"
+    source.mkdir()
+    for name in SOURCES:
+        if (repo_root / name).is_dir():
+            shutil.copytree(
+                repo_root / name,
+                source / name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        else:
+            shutil.copy2(repo_root / name, source / name)
     subprocess.run(
         [
             sys.executable,
@@ -33,7 +52,7 @@ def wheel_site(tmp_path_factory, repo_root):
             "-q",
             "-w",
             str(build),
-            str(repo_root),
+            str(source),
         ],
         check=True,
         timeout=300,
