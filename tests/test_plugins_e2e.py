@@ -55,7 +55,7 @@ def test_plugins_command_lists_builtins_and_example_plugins():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {tuple(line.split()[:2]) for line in proc.stdout.splitlines() if line.startswith("  ")}
     for name in BUILTINS:
-        assert (name, "seq2seq") in rows, name
+        assert (name, "seq2seq-rnn") in rows, name
     assert ("indrnn", "seq2seq-indrnn") in rows
     assert ("topk_sample", "seq2seq-sampling") in rows
     indrnn = next(line for line in proc.stdout.splitlines() if line.split()[:1] == ["indrnn"])

@@ -81,7 +81,7 @@ def test_unknown_name_lists_names_distributions_and_close_matches():
     message = str(info.value)
     assert "unknown cells 'lstn'" in message
     for name in ("elman", "gru", "lstm"):
-        assert f"{name} (seq2seq)" in message
+        assert f"{name} (seq2seq-rnn)" in message
     assert "Did you mean: lstm" in message
 
 
@@ -171,7 +171,9 @@ def test_register_in_process(tiny_spec):
 
 
 def test_register_refuses_installed_names_and_unknown_groups():
-    with pytest.raises(PluginError, match=r"already provided by seq2seq \(seq2seq.cells.gated:gru"):
+    with pytest.raises(
+        PluginError, match=r"already provided by seq2seq-rnn \(seq2seq.cells.gated:gru"
+    ):
         registry.register("cells", "gru", object())
     with pytest.raises(PluginError, match="unknown plugin group 'seq2seq.layers'"):
         registry.register("layers", "x", object())
@@ -260,9 +262,9 @@ def test_plugins_command_lists_groups_names_distributions_and_descriptions(capsy
         assert f"{group}\n" in out
     lines = out.splitlines()
     elman = next(line for line in lines if line.split()[:1] == ["elman"])
-    assert "seq2seq 0.1.0" in elman and "Factory for the `elman` cell" in elman
+    assert "seq2seq-rnn 0.1.0" in elman and "Factory for the `elman` cell" in elman
     for name in ("gru", "lstm", "sentencepiece", "char", "word", "fixed", "greedy", "beam"):
-        assert any(line.split()[:2] == [name, "seq2seq"] for line in lines), name
+        assert any(line.split()[:2] == [name, "seq2seq-rnn"] for line in lines), name
 
 
 def test_plugins_command_verbose_json_and_errors(capsys):

@@ -300,5 +300,5 @@ def test_unknown_search_fails_before_anything_is_written(
     args = ["--checkpoint", str(checkpoint), "-i", str(corpus_file), "-o", str(out)]
     code = run_translate([*args, "--search", "beem"])
     assert code == 2
-    assert_one_error(capsys, "unknown search 'beem'", "beam (seq2seq)")
+    assert_one_error(capsys, "unknown search 'beem'", "beam (seq2seq-rnn)")
     assert not out.exists()

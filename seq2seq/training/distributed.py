@@ -144,7 +144,7 @@ def export_slurm_environment() -> bool:
         raise ValueError(
             "this SLURM job has several tasks (SLURM_NTASKS="
             f"{os.environ['SLURM_NTASKS']}), i.e. data-parallel training; reading SLURM's "
-            "task layout needs submitit: pip install 'seq2seq[slurm]'"
+            "task layout needs submitit: pip install 'seq2seq-rnn[slurm]'"
         ) from None
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     return True
