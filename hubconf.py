@@ -1,8 +1,8 @@
 """torch.hub entry points, for loading a model from a checkout of this repository:
 
-    import torch
-    translator = torch.hub.load("path/to/seq2seq", "translator", "MODEL_FOLDER", source="local")
-    print(translator.translate("A man is riding a bike.").text)
+import torch
+translator = torch.hub.load("path/to/seq2seq", "translator", "MODEL_FOLDER", source="local")
+print(translator.translate("A man is riding a bike.").text)
 """
 
 dependencies = ["torch", "sentencepiece", "safetensors", "huggingface_hub"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 from seq2seq.commands.common import (
@@ -117,16 +118,24 @@ def _main(argv: list[str] | None = None) -> int:
 
     from seq2seq.serving.app import create_app
 
-    app = create_app(settings, translators)
-    # uvicorn stops taking connections on SIGTERM/SIGINT, lets in-flight requests finish
-    # (up to the graceful timeout), then returns: the command exits 0.
-    uvicorn.run(
-        app,
+    class Server(uvicorn.Server):
+        """uvicorn's server, which on SIGTERM stops taking connections and lets in-flight
+        requests finish; a drained stop is then a normal exit (status 0), not a death by
+        the signal, which uvicorn would raise again."""
+
+        def handle_exit(self, sig: int, frame) -> None:
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                self._captured_signals.remove(sig)
+
+    config = uvicorn.Config(
+        create_app(settings, translators),
         host=args.host,
         port=args.port,
         log_level="info",
-        timeout_graceful_shutdown=settings.limits.timeout_s,
+        timeout_graceful_shutdown=int(settings.limits.timeout_s),
     )
+    Server(config).run()
     return 0
 
 

@@ -199,6 +199,9 @@ def create_app(settings: ServeSettings, translators: dict[str, Translator]) -> F
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # the framework could not decode the bytes: JSON must be UTF-8
+            return error(400, "the body is not valid JSON: it must be UTF-8 encoded text")
         return error(exc.status_code, str(exc.detail))
 
     @app.middleware("http")
@@ -210,10 +213,16 @@ def create_app(settings: ServeSettings, translators: dict[str, Translator]) -> F
                 401, "missing or wrong API key: send it as 'Authorization: Bearer KEY'"
             )
         else:
+            counted = metrics.in_flight if path == "/v1/translate" else None
+            if counted is not None:
+                counted.inc()
             try:
                 response = await call_next(request)
             except Exception:  # never a traceback to the client
                 response = error(500, "internal error while answering the request")
+            finally:
+                if counted is not None:
+                    counted.dec()
         route = path if path in ("/v1/translate", "/v1/models", "/health", "/metrics") else "other"
         metrics.requests.labels(route, str(response.status_code)).inc()
         if response.status_code >= 400:

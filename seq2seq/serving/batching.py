@@ -77,8 +77,13 @@ class DynamicBatcher:
             return self.deferred.popleft()
         if timeout is None:
             return await self.queue.get()
+        try:  # what has already arrived joins the batch, however long it waited
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            if timeout <= 0:
+                return None
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout=max(timeout, 0))
+            return await asyncio.wait_for(self.queue.get(), timeout=timeout)
         except TimeoutError:
             return None
 

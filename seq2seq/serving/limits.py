@@ -34,24 +34,25 @@ class BodySizeLimit:
                     raise BodyTooLarge
             return message
 
-        started = False
+        answered = False
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message):
+            # Once the body was refused, whatever the app makes of the interrupted read
+            # (a framework's own 400) is replaced by the 413.
+            nonlocal answered
+            if not refused:
+                await send(message)
+            elif not answered:
+                answered = True
+                await self._refuse(send, seen)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
-                await self._refuse(send, seen)
-        except Exception:
-            if not refused:
-                raise
-            if not started:
-                await self._refuse(send, seen)
+            pass
+        if refused and not answered:
+            answered = True
+            await self._refuse(send, seen)
 
     async def _refuse(self, send, size: int) -> None:
         body = json.dumps(

@@ -52,6 +52,11 @@ class ServerMetrics:
             f"Sentences translated per second over the last {window_s:.0f} s",
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "seq2seq_translations_in_flight",
+            "Translation requests received and not yet answered",
+            registry=self.registry,
+        )
         self.window_s = window_s
         self.recent: deque[tuple[float, int]] = deque()
 
