@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 from seq2seq.commands.common import (
@@ -119,7 +120,11 @@ def _main(argv: list[str] | None = None) -> int:
 
     app = create_app(settings, translators)
     # uvicorn stops taking connections on SIGTERM/SIGINT, lets in-flight requests finish
-    # (up to the graceful timeout), then returns: the command exits 0.
+    # (up to the graceful timeout), then returns: the command exits 0. After its shutdown
+    # uvicorn raises the signal again for the handler it found; that handler must not
+    # kill the process (the default) nor raise KeyboardInterrupt (Python's for SIGINT).
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     uvicorn.run(
         app,
         host=args.host,
@@ -128,6 +133,10 @@ def _main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=settings.limits.timeout_s,
     )
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """A stop asked for, after the graceful shutdown: nothing left to do."""
 
 
 def main(argv: list[str] | None = None) -> None:
