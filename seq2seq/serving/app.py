@@ -35,6 +35,7 @@ from seq2seq.serving.schemas import (
     TranslateResponse,
 )
 from seq2seq.serving.settings import ModelEntry, ServeSettings
+from seq2seq.translation.alignment import AttentionUnavailable, require_attention
 from seq2seq.translation.translator import Translator
 
 STATIC = Path(__file__).parent / "static"
@@ -46,6 +47,7 @@ class ServedModel:
     translator: Translator
     entry: ModelEntry
     batcher: DynamicBatcher
+    has_attention: bool = True
 
     def info(self) -> ModelInfo:
         metadata = self.translator.metadata
@@ -61,6 +63,7 @@ class ServedModel:
                 "beam_size": self.entry.beam_size,
                 "length_penalty": self.entry.length_penalty,
             },
+            attention=self.has_attention,
         )
 
 
@@ -121,7 +124,11 @@ def check_texts(texts: list[str], limits) -> None:
 def decoding_options(body: TranslateRequest, entry: ModelEntry, limits) -> dict[str, Any]:
     """Translator.translate keyword arguments: the request's, else the model's defaults."""
     search = body.search or entry.search
-    options: dict[str, Any] = {"search": search, "alignment": body.alignment}
+    options: dict[str, Any] = {
+        "search": search,
+        "alignment": body.alignment,
+        "attention": body.attention,
+    }
     if body.nbest > limits.max_nbest:
         raise RequestProblem(413, f"nbest is {body.nbest}; at most {limits.max_nbest}")
     if search == "beam":
@@ -140,7 +147,9 @@ def decoding_options(body: TranslateRequest, entry: ModelEntry, limits) -> dict[
             given.append("nbest")
         if given:
             raise RequestProblem(422, f"{', '.join(given)} need search 'beam' (got '{search}')")
-    strategy_options = {k: v for k, v in options.items() if k not in ("search", "alignment")}
+    strategy_options = {
+        k: v for k, v in options.items() if k not in ("search", "alignment", "attention")
+    }
     try:
         check_options(search, {k: v for k, v in strategy_options.items() if k != "nbest"})
     except ValueError as exc:
@@ -168,7 +177,7 @@ def create_app(settings: ServeSettings, translators: dict[str, Translator]) -> F
             enabled=settings.batching.enabled,
             on_batch=on_batch,
         )
-        served[name] = ServedModel(name, translator, entry, batcher)
+        served[name] = ServedModel(name, translator, entry, batcher, _has_attention(translator))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -235,6 +244,11 @@ def create_app(settings: ServeSettings, translators: dict[str, Translator]) -> F
         """Translate `texts`, in order: one translation per text."""
         model = _pick(served, body.model)
         check_texts(body.texts, settings.limits)
+        if (body.alignment or body.attention) and not model.has_attention:
+            wanted = "alignment" if body.alignment else "attention"
+            raise RequestProblem(
+                422, f"model {model.name!r} has no attention decoder: {wanted} is not available"
+            )
         options = decoding_options(body, model.entry, settings.limits)
         try:
             results = await asyncio.wait_for(
@@ -273,6 +287,15 @@ def create_app(settings: ServeSettings, translators: dict[str, Translator]) -> F
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_body_bytes)
     return app
+
+
+def _has_attention(translator: Translator) -> bool:
+    """Whether the model's decoder attends (one cheap decode step tells)."""
+    try:
+        require_attention(translator.model)
+    except AttentionUnavailable:
+        return False
+    return True
 
 
 def _open(path: str) -> bool:

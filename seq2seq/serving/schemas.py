@@ -21,6 +21,10 @@ class TranslateRequest(BaseModel):
     nbest: int = Field(1, ge=1, description="beam search: hypotheses returned per text")
     length_penalty: float | None = Field(None, description="beam search: GNMT alpha")
     alignment: bool = Field(False, description="also return each hypothesis' hard alignment")
+    attention: bool = Field(
+        False,
+        description="also return each hypothesis' soft attention with its source and target tokens",
+    )
 
 
 class Hypothesis(BaseModel):
@@ -28,6 +32,17 @@ class Hypothesis(BaseModel):
     score: float = Field(description="log-probability (beam: length-normalised)")
     alignment: list[tuple[int, int]] | None = Field(
         None, description="(source token, target token) pairs, when asked for"
+    )
+    source_tokens: list[str] | None = Field(
+        None, description="with attention: the source's subword tokens, then </s>"
+    )
+    target_tokens: list[str] | None = Field(
+        None, description="with attention: the translation's subword tokens, then </s>"
+    )
+    attention: list[list[float]] | None = Field(
+        None,
+        description="when asked for: one row per target token, one weight per source token; "
+        "each row sums to 1",
     )
 
 
@@ -47,6 +62,9 @@ class ModelInfo(BaseModel):
     recipe: str | None = Field(None, description="the training command, when known")
     scores: list[dict] = Field(default_factory=list, description="from the model card")
     defaults: dict
+    attention: bool = Field(
+        True, description="whether the model has attention (alignment and attention need it)"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -12,7 +12,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import Hypothesis, generate
 from seq2seq.tokenizers import Tokenizer, tokenizer_from_state
+from seq2seq.translation.alignment import EOS_LABEL
 from seq2seq.translation.forced import forced_decode
 from seq2seq.translation.model_card import model_card
 from seq2seq.translation.model_folder import (
@@ -46,7 +47,10 @@ class Translation:
     length-normalised as the beam ranks it). `tokens` are the target subword pieces;
     `alignment` (when asked for) pairs (source token, target token), 0-based, as
     `seq2seq-translate --print-alignment` writes them; `nbest` (when more than one was
-    asked for) holds every hypothesis, best first, this one included.
+    asked for) holds every hypothesis, best first, this one included. `attention` (when
+    asked for) is the soft attention, `[T + 1][S + 1]` weights: one row per target token
+    then EOS (`target_tokens`), one column per source token then EOS (`source_tokens`);
+    each row sums to 1.
     """
 
     text: str
@@ -54,12 +58,24 @@ class Translation:
     tokens: list[str]
     alignment: list[tuple[int, int]] | None = None
     nbest: list[Translation] | None = None
+    source_tokens: list[str] | None = None
+    attention: list[list[float]] | None = None
+
+    @property
+    def target_tokens(self) -> list[str]:
+        """The rows of `attention`: the target pieces, then the EOS label."""
+        return [*self.tokens, EOS_LABEL]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: text and score always, alignment and nbest when present."""
+        """Plain data for JSON: text and score always; alignment, attention (with its
+        source_tokens and target_tokens) and nbest when present."""
         out: dict[str, Any] = {"text": self.text, "score": self.score}
         if self.alignment is not None:
             out["alignment"] = [list(pair) for pair in self.alignment]
+        if self.attention is not None:
+            out["source_tokens"] = list(self.source_tokens or [])
+            out["target_tokens"] = self.target_tokens
+            out["attention"] = self.attention
         if self.nbest is not None:
             out["nbest"] = [h.to_dict() for h in self.nbest]
         return out
@@ -220,6 +236,10 @@ class Translator(
             ids = ids[: self.max_source_tokens]
         return ids
 
+    def _source_ids(self, line: str) -> list[int]:
+        """The ids `_encode` gives, without its truncation warning (given once already)."""
+        return self.src_tokenizer.encode(clean_line(line))[: self.max_source_tokens]
+
     def hypotheses(
         self,
         lines: Iterable[str],
@@ -254,7 +274,7 @@ class Translator(
 
         keys, sources, targets = [], [], []
         for index, (line, hyps) in enumerate(zip(lines, hypotheses, strict=True)):
-            ids = self.src_tokenizer.encode(clean_line(line))[: self.max_source_tokens]
+            ids = self._source_ids(line)
             if not ids:
                 continue  # nothing was translated, nothing to attend to
             for hyp in hyps:
@@ -274,23 +294,29 @@ class Translator(
         hypotheses: Sequence[Sequence[Hypothesis]],
         alignments: Sequence[Sequence[list[tuple[int, int]]]] | None = None,
         nbest: int = 1,
+        attention: Sequence[Sequence[Any]] | None = None,
+        source_tokens: Sequence[list[str]] | None = None,
     ) -> list[Translation]:
-        """Translation objects from `hypotheses()` (and alignments per hypothesis)."""
+        """Translation objects from `hypotheses()`, with (when given) each hypothesis'
+        alignment and attention matrix, and each line's source token labels."""
         results = []
         for index, hyps in enumerate(hypotheses):
             found = alignments[index] if alignments is not None else []
-            options = [
-                Translation(
-                    self.detokenize(hyp),
-                    float(hyp.score),
-                    self.tgt_tokenizer.pieces(hyp.tokens),
-                    (found[rank] if rank < len(found) else []) if alignments is not None else None,
+            matrices = attention[index] if attention is not None else []
+            options = []
+            for rank, hyp in enumerate(hyps[:nbest]):
+                translation = Translation(
+                    self.detokenize(hyp), float(hyp.score), self.tgt_tokenizer.pieces(hyp.tokens)
                 )
-                for rank, hyp in enumerate(hyps[:nbest])
-            ]
+                if alignments is not None:
+                    translation.alignment = found[rank] if rank < len(found) else []
+                if attention is not None:
+                    translation.source_tokens = list(source_tokens[index]) if source_tokens else []
+                    translation.attention = _weights(matrices[rank]) if rank < len(matrices) else []
+                options.append(translation)
             best = options[0]
             if nbest > 1:
-                best = Translation(best.text, best.score, best.tokens, best.alignment, options)
+                best = replace(best, nbest=options)
             results.append(best)
         return results
 
@@ -301,6 +327,7 @@ class Translator(
         search: str = "greedy",
         nbest: int = 1,
         alignment: bool = False,
+        attention: bool = False,
         batch_size: int = 64,
         **search_options: Any,
     ) -> Translation | list[Translation]:
@@ -308,19 +335,27 @@ class Translator(
 
         `search`: greedy, beam, sample or a plugin's strategy; `search_options` its
         options (beam_size, length_penalty, …). `nbest` > 1 (beam) fills each result's
-        `nbest`; `alignment=True` adds the hard alignment of each hypothesis.
+        `nbest`; `alignment=True` adds the hard alignment of each hypothesis,
+        `attention=True` its soft attention with the source and target token labels.
         """
-        from seq2seq.translation.alignment import hard_alignment
+        from seq2seq.translation.alignment import hard_alignment, token_labels
 
         lines = [texts] if isinstance(texts, str) else list(texts)
         if nbest != 1:
             search_options["nbest"] = nbest
         hyps = self.hypotheses(lines, search=search, batch_size=batch_size, **search_options)
-        alignments = None
-        if alignment:
-            matrices = self.attention(lines, [h[:nbest] for h in hyps], batch_size)
-            alignments = [[hard_alignment(m) for m in line] for line in matrices]
-        results = self.translations(hyps, alignments, nbest)
+        alignments = matrices = sources = None
+        if alignment or attention:
+            found = self.attention(lines, [h[:nbest] for h in hyps], batch_size)
+            if alignment:
+                alignments = [[hard_alignment(m) for m in line] for line in found]
+            if attention:
+                matrices = found
+                sources = [
+                    token_labels(self.src_tokenizer, self._source_ids(line)) if line_found else []
+                    for line, line_found in zip(lines, found, strict=True)
+                ]
+        results = self.translations(hyps, alignments, nbest, matrices, sources)
         return results[0] if isinstance(texts, str) else results
 
     def detokenize(self, hyp: Hypothesis) -> str:
@@ -420,6 +455,11 @@ def _check_same_vocabularies(
                 f"cannot ensemble {other_path} with {first_path}: {problem}. Ensemble members "
                 "must be trained with the same tokenizers."
             )
+
+
+def _weights(matrix: Any) -> list[list[float]]:
+    """An attention matrix as JSON-ready rows, rounded to 4 decimals."""
+    return [[round(float(w), 4) for w in row] for row in matrix.float().tolist()]
 
 
 def clean_line(line: str) -> str:
