@@ -263,3 +263,22 @@ def test_sigterm_lets_requests_in_flight_finish(server, sentences):
         thread.join(timeout=120)
     assert results == [200, 200, 200, 200]
     assert process.wait(timeout=60) == 0
+
+
+def test_settings_mistakes_are_one_line_before_anything_loads(tmp_path, capsys):
+    from seq2seq.commands.serve import main as serve_main
+
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "models:\n  en-de: {checkpoint: nowhere, beam_size: 0}\nlimits: {max_txts: 3}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as done:
+        serve_main(["--config", str(config)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "models.en-de.beam_size" in err and "limits.max_txts" in err
+    with pytest.raises(SystemExit) as done:
+        serve_main(["--model", f"en-de={tmp_path / 'missing'}"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "missing" in err and "Traceback" not in err
