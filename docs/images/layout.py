@@ -19,8 +19,9 @@ LAYERS = {
 TREE = [
     ("seq2seq/", None, "the package"),
     ("├── commands/", "commands", "every command-line tool (train, translate, bleu, ...)"),
+    ("├── serving/", "tasks", "the HTTP server: routes, dynamic batching, limits, web page"),
     ("├── training/", "tasks", "the training loop and its units: schedule, checkpoints, ..."),
-    ("├── translation/", "tasks", "Translator: checkpoint → translations; alignments"),
+    ("├── translation/", "tasks", "Translator: any saved model → scored translations"),
     ("├── lm/", "tasks", "the character language model and truncated BPTT"),
     ("├── config/", "config", "the typed config schema and its checks"),
     ("├── nn/", "blocks", "the networks: Seq2Seq, encoder, recurrent stack, dropout"),
