@@ -98,3 +98,20 @@ def attention_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> 
     finally:
         torch.set_num_threads(threads)
     return run
+
+
+@pytest.fixture(scope="session")
+def fixed_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    """A tiny fixed-vector model (the sentence as one vector, no attention) trained on real
+    Multi30k en→de with tests/_models.py's TINY settings, shared by the tests that only
+    read it (search, ensembles, the translate and bleu commands, hostile input); its run
+    folder holds best.pt and last.pt. Write nothing into it."""
+    import torch
+    from _models import train_tiny
+
+    threads = torch.get_num_threads()
+    try:
+        run = train_tiny(tmp_path_factory.mktemp("fixed_run"), ["trainer.threads=1"])
+    finally:
+        torch.set_num_threads(threads)
+    return run

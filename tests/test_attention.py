@@ -159,9 +159,12 @@ def test_uniform_init_covers_every_parameter():
     ],
 )
 def test_attention_decoders_learn_on_real_data(tmp_path, overrides):
+    """80 updates at lr 0.01: dev loss falls by 0.75–0.8 nats from the first evaluation
+    (step 20) to the last (2 AVX2 cores; 120 updates at lr 0.003 fell 0.52–0.61 from
+    step 40, to a higher final loss)."""
     run = train_tiny(
         tmp_path / "run",
-        [*overrides, "trainer.max_steps=120", "trainer.eval_every=40", "trainer.lr=0.003"],
+        [*overrides, "trainer.max_steps=80", "trainer.eval_every=20", "trainer.lr=0.01"],
     )
     import json
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import train_tiny
 
 from seq2seq.commands.common import search_options
 from seq2seq.commands.translate import build_parser
@@ -28,9 +27,8 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def translator(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Translator:
-    run = train_tiny(tmp_path_factory.mktemp("beam_run"), ["trainer.threads=1"])
-    return Translator.from_checkpoint(run / "checkpoints" / "best.pt")
+def translator(fixed_run: Path, one_thread) -> Translator:
+    return Translator.from_checkpoint(fixed_run / "checkpoints" / "best.pt")
 
 
 @pytest.fixture(scope="module")

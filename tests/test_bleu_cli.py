@@ -2,7 +2,7 @@
 
 References are the real Multi30k test_2016_flickr German captions; hypotheses are a
 deterministic perturbation of them (a non-trivial BLEU) and the output of a tiny
-model trained on real Multi30k once for this module.
+model trained on real Multi30k (the session's fixed_run).
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from _models import train_tiny
 
 from seq2seq.commands.bleu import main as bleu_main
 
@@ -26,19 +23,11 @@ METRICS = ("BLEU", "chrF2", "TER")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: threads only add overhead (and contention)
-    try:
-        run = train_tiny(
-            tmp_path_factory.mktemp("bleu_run"),
-            ["trainer.threads=1", "trainer.max_steps=20", "trainer.eval_sentences=20"],
-        )
-        path = run / "checkpoints" / "best.pt"
-        assert path.is_file()
-        yield path
-    finally:
-        torch.set_num_threads(threads)
+def checkpoint(fixed_run: Path, one_thread) -> Path:
+    """A tiny model (threads only add overhead and contention: one for this module)."""
+    path = fixed_run / "checkpoints" / "best.pt"
+    assert path.is_file()
+    return path
 
 
 def perturb(line: str, i: int) -> str:

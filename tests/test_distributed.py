@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from _models import make_config
 
+from seq2seq.commands.train import train as train_here
 from seq2seq.training.distributed import DistContext, export_slurm_environment
 
 # A small attention model (en_de's recipe: biLSTM, Bahdanau with input feeding, all
 # embeddings tied) on real Multi30k pairs.
+EXP = "en_de"
 SMALL = [
-    "+exp=en_de",
     "data.train_subset=2000",
     "data.dev_subset=100",
     "tokenizer.vocab_size=500",
@@ -39,18 +43,15 @@ def env(cache: Path) -> dict[str, str]:
 
 
 def train(run_dir: Path, processes: int, *overrides: str) -> list[dict]:
-    """Train into run_dir with `processes` torchrun workers (1: plain python); its metrics
-    (and, in OUTPUT[run_dir], what it printed)."""
-    launcher = (
-        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-        if processes > 1
-        else []
-    )
+    """Train into run_dir with `processes` torchrun workers; its metrics. One process
+    trains in this one: the process boundary is what torchrun's workers need, not the
+    runs they are compared with."""
+    if processes == 1:
+        return train_in_this_process(run_dir, *overrides)
     command = [
         sys.executable,
-        *launcher,
-        "-m",
-        "seq2seq.train",
+        *("-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"),
+        *("-m", "seq2seq.train", f"+exp={EXP}"),
         *SMALL,
         *overrides,
         f"hydra.run.dir={run_dir}",
@@ -59,12 +60,26 @@ def train(run_dir: Path, processes: int, *overrides: str) -> list[dict]:
         command, env=env(run_dir.parent / "cache"), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    OUTPUT[run_dir] = done.stdout + done.stderr
+    return metrics(run_dir)
+
+
+def train_in_this_process(run_dir: Path, *overrides: str) -> list[dict]:
+    """What `python -m seq2seq.train` with env() does, here: the same cache folder
+    (data.cache_dir for SEQ2SEQ_CACHE) and one thread (SMALL's trainer.threads=1; this
+    process's thread count is restored afterwards)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = f"data.cache_dir={run_dir.parent / 'cache'}"
+    threads = torch.get_num_threads()
+    try:
+        train_here(make_config([*SMALL, *overrides, cache], exp=EXP), run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    return metrics(run_dir)
+
+
+def metrics(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
-
-
-OUTPUT: dict[Path, str] = {}
 
 
 def train_losses(records: list[dict]) -> dict[int, float]:
@@ -157,7 +172,7 @@ def test_a_multi_task_slurm_job_becomes_torchrun_style_ranks(monkeypatch) -> Non
 
 
 def test_resume_with_another_number_of_processes_keeps_the_global_batches(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two processes to update 4, then one process on to 8: the global batches do not
     depend on the number of processes, so without dropout the losses are those of one
@@ -166,8 +181,10 @@ def test_resume_with_another_number_of_processes_keeps_the_global_batches(
     whole = train_losses(train(tmp_path / "whole", 1, *common, "trainer.max_steps=8"))
     part = tmp_path / "part"
     train(part, 2, *common, "trainer.max_steps=4")
-    resumed = train_losses(train(part, 1, *common, "trainer.max_steps=8", f"trainer.resume={part}"))
+    with caplog.at_level(logging.WARNING, logger="seq2seq.training.distributed"):
+        resumed = train(part, 1, *common, "trainer.max_steps=8", f"trainer.resume={part}")
+    resumed = train_losses(resumed)
     assert sorted(resumed) == list(range(1, 9))
     for step in range(1, 9):
         assert resumed[step] == pytest.approx(whole[step], rel=1e-5, abs=1e-5), step
-    assert "resuming 1 process(es) from a checkpoint of 2" in OUTPUT[part]
+    assert "resuming 1 process(es) from a checkpoint of 2" in caplog.text

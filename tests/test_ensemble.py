@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import train_tiny
 
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.commands.bleu import main as bleu_main
@@ -139,11 +138,12 @@ def backwards_tokenizer(data_root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def checkpoints(
-    tmp_path_factory: pytest.TempPathFactory, data_root: Path, one_thread
+    tmp_path_factory: pytest.TempPathFactory, data_root: Path, fixed_run: Path, one_thread
 ) -> dict[str, Path]:
-    """A tiny model trained on real Multi30k, a perturbed copy, and a foreign-vocabulary copy."""
-    run = train_tiny(tmp_path_factory.mktemp("ensemble_run"), ["trainer.threads=1"])
-    first = run / "checkpoints" / "best.pt"
+    """A tiny model trained on real Multi30k, a perturbed copy, and a foreign-vocabulary copy
+    (the copies beside this module's files: the shared run folder is only read)."""
+    first = fixed_run / "checkpoints" / "best.pt"
+    folder = tmp_path_factory.mktemp("ensemble_checkpoints")
     payload = load_checkpoint(first)
     payload.pop("format")
     generator = torch.Generator().manual_seed(0)
@@ -151,11 +151,11 @@ def checkpoints(
     for tensor in noisy["model"].values():
         if tensor.is_floating_point():
             tensor += 0.05 * torch.randn(tensor.shape, generator=generator)
-    other = run / "checkpoints" / "noisy.pt"
+    other = folder / "noisy.pt"
     save_checkpoint(other, noisy)
     foreign = copy.deepcopy(payload)
     foreign["tokenizers"]["tgt"] = backwards_tokenizer(data_root)
-    wrong = run / "checkpoints" / "foreign.pt"
+    wrong = folder / "foreign.pt"
     save_checkpoint(wrong, foreign)
     return {"a": first, "b": other, "foreign": wrong}
 

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _models import train_tiny
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -60,11 +59,8 @@ def newline_lines(data: bytes) -> int:
 
 
 @pytest.fixture(scope="module")
-def translator(tmp_path_factory):
-    run = train_tiny(
-        tmp_path_factory.mktemp("hostile"), ["trainer.max_steps=5", "trainer.eval_every=0"]
-    )
-    return Translator.from_checkpoint(run / "checkpoints" / "last.pt")
+def translator(fixed_run: Path) -> Translator:
+    return Translator.from_checkpoint(fixed_run / "checkpoints" / "last.pt")
 
 
 @SETTINGS

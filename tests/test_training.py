@@ -25,7 +25,10 @@ def dev_records(run_dir):
 
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory, data_root):
-    """A model trained to memorise 100 real Multi30k pairs: (run folder, sources, targets)."""
+    """A model trained to memorise 100 real Multi30k pairs: (run folder, sources, targets).
+    Measured (2 AVX2 cores): greedy train-set BLEU 39.3 at step 25, 93.6 at step 50 and
+    the same at every evaluation up to step 150 (dev loss 0.033 at step 50, 0.008 at 75),
+    so best.pt, chosen by BLEU, is the step-50 model whether training runs 75 or 150."""
     tmp_path = tmp_path_factory.mktemp("memorised")
     src = read_lines(data_root / "multi30k" / "train.en.gz")[:100]
     tgt = read_lines(data_root / "multi30k" / "train.de.gz")[:100]
@@ -51,11 +54,11 @@ def memorised(tmp_path_factory, data_root):
             "trainer.lr=0.003",
             "trainer.label_smoothing=0.0",
             "trainer.batch_tokens=4000",
-            "trainer.max_steps=150",
+            "trainer.max_steps=75",
             "trainer.max_epochs=1000",
-            "trainer.eval_every=50",
+            "trainer.eval_every=25",
             "trainer.eval_sentences=100",
-            "trainer.log_every=50",
+            "trainer.log_every=25",
         ],
     )
     return run, src, tgt
@@ -67,7 +70,7 @@ def test_overfits_100_real_pairs(memorised):
     translator = Translator.from_checkpoint(run / "checkpoints" / "best.pt")
     hyps = [t.text for t in translator.translate(src, search="greedy")]
     bleu = sacrebleu.corpus_bleu(hyps, [tgt]).score
-    assert bleu >= 90, f"train-set BLEU {bleu:.1f} after 150 steps on 100 pairs"
+    assert bleu >= 90, f"train-set BLEU {bleu:.1f} after 75 steps on 100 pairs"
 
 
 def test_score_ranks_each_reference_above_another_sentences(memorised, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """`seq2seq-translate`: one output line per input line, always, in order.
 
-One tiny model is trained on real Multi30k for the whole module; the input is
-1,000 real test sentences mixed with empty lines, 1,000+ word lines, control
+One tiny model trained on real Multi30k (the session's fixed_run) translates; the input
+is 1,000 real test sentences mixed with empty lines, 1,000+ word lines, control
 characters, Unicode line separators, invalid UTF-8, a BOM and no final newline.
 """
 
@@ -13,12 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from _models import train_tiny
 
 from seq2seq.commands.translate import main as translate_main
 
@@ -29,16 +26,11 @@ LONG_WORDS = 1200
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: threads only add overhead (and contention)
-    try:
-        run = train_tiny(tmp_path_factory.mktemp("translate_run"), ["trainer.threads=1"])
-        path = run / "checkpoints" / "best.pt"
-        assert path.is_file()
-        yield path
-    finally:
-        torch.set_num_threads(threads)
+def checkpoint(fixed_run: Path, one_thread) -> Path:
+    """A tiny model (threads only add overhead and contention: one for this module)."""
+    path = fixed_run / "checkpoints" / "best.pt"
+    assert path.is_file()
+    return path
 
 
 class Corpus:
