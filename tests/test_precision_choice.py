@@ -74,7 +74,7 @@ def test_the_trainer_and_translate_resolve_auto_for_the_cpu_they_find(tmp_path, 
     assert trainer.precision == trainer.updater.precision == "fp32"
     trainer.save("last.pt")
     checkpoint = str(tmp_path / "avx2" / "checkpoints" / "last.pt")
-    args = Namespace(checkpoint=[checkpoint], device="cpu", precision="auto")
+    args = Namespace(checkpoint=[checkpoint], device="cpu", precision="auto", threads=None)
     assert load_translator(args).precision == "fp32"
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda *args: AMX)
