@@ -3,36 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from _models import PINNED_TINY_MODEL
 
+from seq2seq.commands.bench import main as bench_main
 
-def test_bench_reports_fast_and_plain_and_skips_fp16_off_gpu(tmp_path: Path) -> None:
+
+def test_bench_reports_fast_and_plain_and_skips_fp16_off_gpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, one_thread
+) -> None:
+    """`python -m seq2seq.bench`'s parent runs here (with one thread, as OMP_NUM_THREADS=1
+    gives a subprocess); each variant still runs in a worker process of its own."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the workers inherit
+    monkeypatch.setenv("SEQ2SEQ_OFFLINE", "1")
     out = tmp_path / "bench.json"
-    command = [
-        *(sys.executable, "-m", "seq2seq.bench", "+exp=en_de_fixed"),
-        *PINNED_TINY_MODEL,
-        *("data.train_subset=2000", "tokenizer.vocab_size=300", "trainer.threads=1"),
-        *("--steps", "3", "--warmup", "1", "--sentences", "20", "--plain"),
-        *("--precision", "fp32", "--precision", "fp16", "-o", str(out)),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SEQ2SEQ_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "fp16 skipped: fp16 needs a CUDA GPU" in done.stdout
+    bench_main(
+        [
+            *("+exp=en_de_fixed", *PINNED_TINY_MODEL),
+            *("data.train_subset=2000", "tokenizer.vocab_size=300", "trainer.threads=1"),
+            *("--steps", "3", "--warmup", "1", "--sentences", "8", "--plain"),
+            *("--precision", "fp32", "--precision", "fp16", "-o", str(out)),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "fp16 skipped: fp16 needs a CUDA GPU" in printed
     report = json.loads(out.read_text())
     assert report["machine"]["fp32_matmul_gflops"] > 0
     assert [r["variant"] for r in report["runs"]] == ["fast", "plain"]
     for run in report["runs"]:
         assert run["device"] == "cpu"
         assert run["training"]["tgt_tokens_per_s"] > 0
-        assert run["translation"]["greedy"]["sentences"] == 20
+        assert run["translation"]["greedy"]["sentences"] == 8
     assert report["ratios"]["fast-fp32 vs plain-fp32: training"] > 0
-    assert "| fast | fp32 |" in done.stdout
+    assert "| fast | fp32 |" in printed
 
 
 def test_fast_and_plain_outputs_are_compared_on_every_sentence():

@@ -216,10 +216,12 @@ def start_training(run_dir: Path, *overrides: str) -> subprocess.Popen:
 
 
 class Run:
-    """A training subprocess that gets `sig` once metrics.jsonl logs step `target`."""
+    """A training subprocess that gets `sig` once metrics.jsonl logs step `target`; `then`
+    (if given) starts the run that follows it, once it has ended (see poll_beside)."""
 
-    def __init__(self, run_dir: Path, *overrides: str, target=None, sig=None) -> None:
+    def __init__(self, run_dir: Path, *overrides: str, target=None, sig=None, then=None) -> None:
         self.run_dir, self.target, self.sig, self.sent = run_dir, target, sig, False
+        self.then, self.next = then, None
         self.proc = start_training(run_dir, *overrides)
 
     def poll(self, watcher: CheckpointWatcher) -> bool:
@@ -245,12 +247,25 @@ class Run:
             self.proc.wait()
 
 
+def poll_beside(runs: list[Run], watcher: CheckpointWatcher) -> list[Run]:
+    """Poll the runs beside the main one: those still going, and in place of one that
+    has ended the run that follows it (started now, so that it overlaps the others)."""
+    going = []
+    for run in runs:
+        if run.poll(watcher):
+            going.append(run)
+        elif run.then is not None:
+            run.next, run.then = run.then(), None
+            going.append(run.next)
+    return going
+
+
 def drive(main: Run, others: list[Run], watcher: CheckpointWatcher) -> None:
-    """Until `main` ends: poll it and the runs beside it (dropping those that end)."""
+    """Until `main` ends: poll it and the runs beside it (see poll_beside)."""
     deadline = time.monotonic() + 240
     while main.poll(watcher):
         assert time.monotonic() < deadline, "training subprocess hung"
-        others[:] = [run for run in others if run.poll(watcher)]
+        others[:] = poll_beside(others, watcher)
         time.sleep(0.02)
     watcher.check(main.run_dir)
 
@@ -260,13 +275,18 @@ def test_sigkill_sigterm_and_sigint_at_random_moments_then_resume_gives_the_unin
 ):
     """Two SIGKILLs at seeded random steps, each followed by a resume from the killed run's
     folder, then a resume that runs to the end; beside them (in parallel, to save time) a
-    run that gets SIGTERM and one that gets SIGINT (Ctrl-C), which is then resumed to the
-    end. Every checkpoint file seen on disk, at any poll, must load."""
+    run that gets SIGTERM and one that gets SIGINT (Ctrl-C), which is resumed to the end
+    as soon as it has stopped. Every checkpoint file seen on disk, at any poll, must load."""
     _, expected = reference
     rng = random.Random(20261125)
     watcher = CheckpointWatcher()
     term = Run(tmp_path / "term", target=rng.randint(8, 30), sig=signal.SIGTERM)
-    ctrl_c = Run(tmp_path / "int", target=random.Random(7).randint(8, 30), sig=signal.SIGINT)
+    ctrl_c = Run(
+        tmp_path / "int",
+        target=random.Random(7).randint(8, 30),
+        sig=signal.SIGINT,
+        then=lambda: Run(tmp_path / "int_resumed", f"trainer.resume={ctrl_c.run_dir}"),
+    )
     beside = [term, ctrl_c]
     resume_from, resume_step, runs = None, 0, []
     try:
@@ -295,17 +315,19 @@ def test_sigkill_sigterm_and_sigint_at_random_moments_then_resume_gives_the_unin
             else:
                 assert run.proc.returncode == 0, run.output()
                 assert max(losses) == MAX_STEPS
-        while term.poll(watcher) | ctrl_c.poll(watcher):
+        deadline = time.monotonic() + 240
+        while beside:
+            assert time.monotonic() < deadline, "training subprocess hung"
+            beside = poll_beside(beside, watcher)
             time.sleep(0.02)
-        ctrl_c_losses = logged_losses(ctrl_c.run_dir)
-        resumed = Run(tmp_path / "int_resumed", f"trainer.resume={ctrl_c.run_dir}")
-        try:
-            drive(resumed, [], watcher)
-        finally:
-            resumed.stop()
+        resumed = ctrl_c.next
+        assert resumed is not None
+        watcher.check(resumed.run_dir)
+        ctrl_c_losses = logged_losses(ctrl_c.run_dir)  # the resume writes int_resumed/
     finally:
-        term.stop()
-        ctrl_c.stop()
+        for run in (term, ctrl_c, ctrl_c.next):
+            if run is not None:
+                run.stop()
     assert runs[1][0] > 0 and runs[2][0] > runs[1][0]
     assert watcher.loads >= 5
 
