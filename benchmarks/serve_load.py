@@ -423,16 +423,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -479,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from seq2seq.hardware import cpu_description
     from seq2seq.serving.settings import Limits
 
     sentences = read_sentences(args.data)[: args.sentences]
@@ -523,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in row["problems"]:
             print(f"  [{row['mode']}] {problem}")
     report = {
-        "cpu": cpu_name(),
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": expected["torch_threads"],

@@ -107,6 +107,25 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """ "2 cores of AMD EPYC (AVX2)": what a measured number must be reported with."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            name = next(
+                (ln.partition(":")[2].strip() for ln in f if ln.startswith("model name")), name
+            )
+    except OSError:
+        pass
+    flags = cpu_flags(cpuinfo) or frozenset()
+    best = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} cores of {name}" + (f" ({best[0].upper()})" if best else "")
+
+
 def cpu_bf16(flags: frozenset[str] | None = None) -> str:
     """How this CPU runs bf16 matrix products: "native", "emulated" or "none". `flags`
     defaults to this machine's; without /proc/cpuinfo, torch's oneDNN check decides."""

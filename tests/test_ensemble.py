@@ -2,7 +2,7 @@
 
 An ensemble of one model, or of copies of one model, must decode exactly like
 that model; members with other vocabularies are refused with the files named;
-`seq2seq-translate --checkpoint A B` and `seq2seq-bleu --checkpoint A B` decode
+`seq2seq-translate --checkpoint A B` and `seq2seq-bleu --checkpoint A B --ensemble` decode
 with the ensemble.
 """
 
@@ -236,7 +236,7 @@ def test_console_scripts_with_an_ensemble(checkpoints, source, tmp_path, capsys)
     assert proc.stdout.count("\n") == 30
 
     record = tmp_path / "bleu.jsonl"
-    argv = ["--checkpoint", a, b, "--src", str(source[0]), "--ref", str(source[1])]
+    argv = ["--checkpoint", a, b, "--ensemble", "--src", str(source[0]), "--ref", str(source[1])]
     with pytest.raises(SystemExit) as exit_info:
         bleu_main([*argv, "--record", str(record)])
     assert exit_info.value.code == 0, capsys.readouterr().err

@@ -14,7 +14,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -120,7 +120,12 @@ def search_flags() -> dict[str, SearchFlag]:
     return flags
 
 
-def add_checkpoint_argument(parser: argparse.ArgumentParser, use: str, required: bool = True):
+def add_checkpoint_argument(
+    parser: argparse.ArgumentParser,
+    use: str,
+    required: bool = True,
+    several: str = "their ensemble",
+):
     """--checkpoint: the same flag, taking the same things, in every translation command."""
     parser.add_argument(
         "--checkpoint",
@@ -128,7 +133,7 @@ def add_checkpoint_argument(parser: argparse.ArgumentParser, use: str, required:
         nargs="+",
         metavar="CKPT",
         help="a checkpoint file, a run folder (its checkpoints/best.pt) or an exported model "
-        f"folder; several: their ensemble. {use}",
+        f"folder; several: {several}. {use}",
     )
 
 
@@ -201,16 +206,19 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def load_translator(args: argparse.Namespace) -> Translator:
-    """The model(s) of --checkpoint on --device at --precision with --threads; the device
-    and precision are checked before anything loads."""
+def load_translator(
+    args: argparse.Namespace, checkpoints: Sequence[str] | None = None
+) -> Translator:
+    """The model(s) of --checkpoint (or of `checkpoints`: one ensemble) on --device at
+    --precision with --threads; the device and precision are checked before anything
+    loads."""
     from seq2seq.translation.translator import Translator
 
     device = check_device(args.device, "--device")
     precision = resolve_precision(device, args.precision, "--precision")
     if args.threads:
         torch.set_num_threads(args.threads)
-    translator = Translator.from_checkpoints(args.checkpoint, device=str(device))
+    translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
     translator.precision = precision
     return translator
 

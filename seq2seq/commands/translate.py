@@ -12,6 +12,7 @@ import itertools
 import json
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from seq2seq.commands.common import (
@@ -47,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="text format: put each hypothesis' score (its log-probability; beam: "
         "length-normalised) and a tab before it",
+    )
+    parser.add_argument(
+        "--confidence",
+        action="store_true",
+        help="how far to trust each line: its mean log-probability per token (near 0: sure; "
+        "low: out of its depth) and flags for a source unlike the training data "
+        "(unknown_source: a third or more of its pieces unknown; long_source: longer than "
+        "99%% of the training sources). text: two leading tab-separated fields, confidence "
+        'then the comma-separated flags (empty if none); jsonl: "confidence" and "flags"',
     )
     parser.add_argument(
         "--chunk-lines",
@@ -161,13 +171,22 @@ def _main(argv: list[str] | None = None) -> int:
                     _write_heatmaps(translator, chunk, matrices, hyps, first_line, plot_dir)
                 if args.print_alignment:
                     alignments = [[hard_alignment(m) for m in found] for found in matrices]
-            for line, translation in zip(
-                chunk, translator.translations(hyps, alignments, nbest), strict=True
-            ):
+            translations = translator.translations(hyps, alignments, nbest)
+            if args.confidence:
+                values = translator.confidences(chunk, [h[0] for h in hyps], args.batch_size)
+                translations = [
+                    replace(t, confidence=value, flags=translator.source_flags(line))
+                    for t, value, line in zip(translations, values, chunk, strict=True)
+                ]
+            for line, translation in zip(chunk, translations, strict=True):
                 if args.format == "jsonl":
                     record = {"source": line, **translation.to_dict()}
                     sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 else:  # detokenize() maps tabs and line breaks to spaces: one line per input
+                    if args.confidence:
+                        value = translation.confidence
+                        flags = ",".join(translation.flags or [])
+                        sink.write(f"{'' if value is None else f'{value:.4f}'}\t{flags}\t")
                     sink.write(_text_line(translation, args.print_scores, args.print_alignment))
                     sink.write("\n")
             sink.flush()

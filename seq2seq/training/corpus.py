@@ -68,6 +68,15 @@ class TrainingCorpus:
         self.dev_tokens, _ = tokenize(data.dev, data.src_tokenizer, data.tgt_tokenizer, 10**9)
         self.stream_stats = StreamStats()
 
+    def length_summary(self) -> dict[str, Any]:
+        """{"source_lengths": {"p99", "max"}} in tokens (empty when streamed): a translator
+        flags sources longer than what the model learnt from."""
+        if not self.src_lengths:
+            return {}
+        ordered = sorted(self.src_lengths)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return {"source_lengths": {"p99": p99, "max": ordered[-1]}}
+
     @property
     def streamed(self) -> bool:
         return self.data.shards is not None

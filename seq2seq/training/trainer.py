@@ -190,6 +190,7 @@ class Trainer(TrainingRun):
             "tokenizers": tokenizer_states(self.data, self.cfg.tokenizer.type),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "progress": self.progress_state(),
+            **self.corpus.length_summary(),
         }
         if full:
             rngs = self.dist.gather_rng_states()

@@ -24,7 +24,7 @@ from seq2seq.hardware import autocast, resolve_precision
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import Hypothesis, generate
-from seq2seq.tokenizers import Tokenizer, tokenizer_from_state
+from seq2seq.tokenizers import UNK_ID, Tokenizer, tokenizer_from_state
 from seq2seq.translation.alignment import EOS_LABEL
 from seq2seq.translation.forced import forced_decode
 from seq2seq.translation.model_card import model_card
@@ -50,7 +50,10 @@ class Translation:
     asked for) holds every hypothesis, best first, this one included. `attention` (when
     asked for) is the soft attention, `[T + 1][S + 1]` weights: one row per target token
     then EOS (`target_tokens`), one column per source token then EOS (`source_tokens`);
-    each row sums to 1.
+    each row sums to 1. `confidence` (when asked for) is the model's mean log-probability
+    per target token (EOS included) of this text: near 0 when it is sure, lower out of
+    its depth; `flags` name what makes the source unlike the training data
+    (`unknown_source`, `long_source`: see `Translator.source_flags`).
     """
 
     text: str
@@ -60,6 +63,8 @@ class Translation:
     nbest: list[Translation] | None = None
     source_tokens: list[str] | None = None
     attention: list[list[float]] | None = None
+    confidence: float | None = None
+    flags: list[str] | None = None
 
     @property
     def target_tokens(self) -> list[str]:
@@ -76,6 +81,10 @@ class Translation:
             out["source_tokens"] = list(self.source_tokens or [])
             out["target_tokens"] = self.target_tokens
             out["attention"] = self.attention
+        if self.confidence is not None:
+            out["confidence"] = self.confidence
+        if self.flags is not None:
+            out["flags"] = list(self.flags)
         if self.nbest is not None:
             out["nbest"] = [h.to_dict() for h in self.nbest]
         return out
@@ -178,7 +187,7 @@ class Translator(
             tokenizer_from_state(tokenizers["tgt"]),
             payload.get("config", {}),
             tokenizer_type=tokenizers["src"]["type"],
-            metadata=_run_metadata(path),
+            metadata={**_run_metadata(path), **_data_metadata(payload)},
         )
 
     @classmethod
@@ -203,6 +212,7 @@ class Translator(
             first.tgt_tokenizer,
             first.config,
             tokenizer_type=first.tokenizer_type,
+            metadata={k: v for k, v in first.metadata.items() if k == "source_lengths"},
         )
 
     # -- saving -------------------------------------------------------------------------
@@ -328,6 +338,7 @@ class Translator(
         nbest: int = 1,
         alignment: bool = False,
         attention: bool = False,
+        confidence: bool = False,
         batch_size: int = 64,
         **search_options: Any,
     ) -> Translation | list[Translation]:
@@ -336,7 +347,8 @@ class Translator(
         `search`: greedy, beam, sample or a plugin's strategy; `search_options` its
         options (beam_size, length_penalty, …). `nbest` > 1 (beam) fills each result's
         `nbest`; `alignment=True` adds the hard alignment of each hypothesis,
-        `attention=True` its soft attention with the source and target token labels.
+        `attention=True` its soft attention with the source and target token labels,
+        `confidence=True` the best one's confidence and its source's flags.
         """
         from seq2seq.translation.alignment import hard_alignment, token_labels
 
@@ -356,7 +368,52 @@ class Translator(
                     for line, line_found in zip(lines, found, strict=True)
                 ]
         results = self.translations(hyps, alignments, nbest, matrices, sources)
+        if confidence:
+            values = self.confidences(lines, [h[0] for h in hyps], batch_size)
+            for index, value in enumerate(values):
+                flags = self.source_flags(lines[index])
+                results[index] = replace(results[index], confidence=value, flags=flags)
         return results[0] if isinstance(texts, str) else results
+
+    def source_flags(self, line: str) -> list[str]:
+        """What makes a source line unlike what the model learnt from: `unknown_source`
+        when at least a third of its pieces are unknown to the source vocabulary,
+        `long_source` when it has more pieces than 99% of the training sources (older
+        checkpoints, without that figure: more than data.max_length)."""
+        ids = self.src_tokenizer.encode(clean_line(line))
+        flags = []
+        if ids and ids.count(UNK_ID) * 3 >= len(ids):
+            flags.append("unknown_source")
+        if len(ids) > self.long_source_tokens:
+            flags.append("long_source")
+        return flags
+
+    @property
+    def long_source_tokens(self) -> int:
+        """Source pieces beyond which a line is flagged `long_source`."""
+        lengths = self.metadata.get("source_lengths") or {}
+        fallback = self.config.get("data", {}).get("max_length") or self.max_source_tokens
+        return int(lengths.get("p99") or fallback)
+
+    def confidences(
+        self, lines: Sequence[str], hypotheses: Sequence[Hypothesis], batch_size: int = 64
+    ) -> list[float | None]:
+        """Each hypothesis' mean log-probability per token (EOS included), replayed
+        teacher-forced whatever the search (a beam score is length-normalised, a sample's
+        is the draw's); None for an empty source line."""
+        keys = [i for i, line in enumerate(lines) if self._source_ids(line)]
+        device = next(self.model.parameters()).device
+        with autocast(device, self.precision):
+            replays = forced_decode(
+                self.model,
+                [self._source_ids(lines[i]) for i in keys],
+                [hypotheses[i].tokens for i in keys],
+                batch_size=batch_size,
+            )
+        found: list[float | None] = [None] * len(lines)
+        for index, replay in zip(keys, replays, strict=True):
+            found[index] = round(float(replay.token_logprobs.float().mean()), 4)
+        return found
 
     def detokenize(self, hyp: Hypothesis) -> str:
         # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
@@ -398,6 +455,11 @@ def _load_model(payload: dict[str, Any], device: str) -> Seq2Seq:
     model = Seq2Seq(ModelSpec(**payload["model_spec"]))
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
+
+
+def _data_metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    """What the checkpoint knows of its training data (source lengths: long_source)."""
+    return {"source_lengths": payload["source_lengths"]} if "source_lengths" in payload else {}
 
 
 def _run_metadata(path: str | Path) -> dict[str, Any]:
