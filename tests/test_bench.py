@@ -36,7 +36,10 @@ def test_bench_reports_fast_and_plain_and_skips_fp16_off_gpu(
         assert run["device"] == "cpu"
         assert run["training"]["tgt_tokens_per_s"] > 0
         assert run["translation"]["greedy"]["sentences"] == 8
-    assert report["ratios"]["fast-fp32 vs plain-fp32: training"] > 0
+    fast, plain = (r["training"]["tgt_tokens_per_s"] for r in report["runs"])
+    ratio = report["ratios"]["plain-fp32 speed / fast-fp32 speed: training"]
+    assert ratio == pytest.approx(plain / fast)  # above 1 exactly when plain is faster
+    assert "above 1: the first named is faster" in printed
     assert "| fast | fp32 |" in printed
 
 

@@ -244,6 +244,8 @@ def table(report: dict[str, Any]) -> str:
             f"{beam['sentences_per_s']:.0f} | {run['peak_rss_mib']:,.0f} |"
         )
     rows.append("")
+    if report.get("ratios"):
+        rows.append("speed ratios (above 1: the first named is faster):")
     for name, value in report.get("ratios", {}).items():
         rows.append(f"{name}: {value:.2f}×")
     if report.get("equal_outputs_fast_vs_plain") is not None:
@@ -255,19 +257,21 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Each run's speed as a multiple of fast-fp32's: above 1, that run is the faster.
+    The key names the run first ("fast-bf16 speed / fast-fp32 speed: training")."""
     fast = next((r for r in runs if r["variant"] == "fast" and r["precision"] == "fp32"), None)
     ratios = {}
     for run in runs:
         if fast is None or run is fast:
             continue
-        label = f"{run['variant']}-{run['precision']}"
-        train = fast["training"]["tgt_tokens_per_s"] / run["training"]["tgt_tokens_per_s"]
+        name = f"{run['variant']}-{run['precision']} speed / fast-fp32 speed"
+        train = run["training"]["tgt_tokens_per_s"] / fast["training"]["tgt_tokens_per_s"]
         beam = next(k for k in fast["translation"] if k.startswith("beam"))
-        decode = run["translation"][beam]["seconds"] / fast["translation"][beam]["seconds"]
-        greedy = run["translation"]["greedy"]["seconds"] / fast["translation"]["greedy"]["seconds"]
-        ratios[f"fast-fp32 vs {label}: training"] = train
-        ratios[f"fast-fp32 vs {label}: greedy"] = greedy
-        ratios[f"fast-fp32 vs {label}: {beam}"] = decode
+        decode = fast["translation"][beam]["seconds"] / run["translation"][beam]["seconds"]
+        greedy = fast["translation"]["greedy"]["seconds"] / run["translation"]["greedy"]["seconds"]
+        ratios[f"{name}: training"] = train
+        ratios[f"{name}: greedy"] = greedy
+        ratios[f"{name}: {beam}"] = decode
     return ratios
 
 
