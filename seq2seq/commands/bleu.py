@@ -91,7 +91,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out = parser.add_argument_group("output")
     out.add_argument(
-        "-o", "--output", help="one checkpoint: also write its translations to this file"
+        "-o",
+        "--output",
+        help="with --checkpoint: also write the translations to this file (several systems: "
+        "to this folder, one file per system, 1.txt, 2.txt, … in the order given)",
     )
     out.add_argument(
         "--json",
@@ -138,14 +141,8 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error("--langpair goes with --testset")
     if args.ensemble and not args.checkpoint:
         parser.error("--ensemble combines checkpoints: give --checkpoint A B …")
-    if args.output and _systems_given(args) > 1:
-        parser.error("-o writes one checkpoint's translations; several systems were given")
-
-
-def _systems_given(args: argparse.Namespace) -> int:
-    if args.hyp:
-        return len(args.hyp)
-    return 1 if args.ensemble else len(args.checkpoint)
+    if args.output and args.hyp:
+        parser.error("-o writes the translations of --checkpoint; --hyp files are already written")
 
 
 def _model_pair(config: dict[str, Any]) -> str:
@@ -205,6 +202,16 @@ def _translate_systems(args: argparse.Namespace) -> tuple[list[tuple[str, list[s
         del translator
     info["decoding"] = {"search": args.search, "batch_size": args.batch_size, **options}
     return systems, refs, info
+
+
+def _write_outputs(path: Path, outputs: list[list[str]]) -> None:
+    """One system: the file `path`; several: `path`/1.txt, 2.txt, … in the order given."""
+    if len(outputs) == 1:
+        path.write_text("".join(h + "\n" for h in outputs[0]), encoding="utf-8")
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    for number, hyps in enumerate(outputs, 1):
+        (path / f"{number}.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
 
 
 def _single_record(args, hyps, refs, info) -> dict[str, Any]:
@@ -276,7 +283,7 @@ def _main(argv: list[str] | None = None) -> int:
     else:
         systems, refs, info = _translate_systems(args)
         if args.output:
-            Path(args.output).write_text("".join(h + "\n" for h in systems[0][1]), "utf-8")
+            _write_outputs(Path(args.output), [hyps for _, hyps in systems])
 
     if len(systems) == 1:
         record = _single_record(args, systems[0][1], refs, info)
