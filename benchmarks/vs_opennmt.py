@@ -448,7 +448,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--updates", type=update_count, default=300, help="training updates per toolkit"
+        "--updates",
+        type=update_count,
+        default=300,
+        help="training updates per toolkit, a multiple of 50; the first 50 are the warm-up "
+        "(default: 300)",
     )
     parser.add_argument(
         "--workdir", type=Path, default=Path("outputs/vs_opennmt"), help="runs, logs, outputs"
