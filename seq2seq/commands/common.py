@@ -162,6 +162,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
     )
+    parser.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: dynamically quantized linear layers (CPU, fp32 precision only): "
+        "faster decoding, outputs within rounding of the fp32 model's",
+    )
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,6 +227,8 @@ def load_translator(
         torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
     translator.precision = precision
+    if getattr(args, "quantize", "none") != "none":
+        translator.quantize(args.quantize)
     return translator
 
 

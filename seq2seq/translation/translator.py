@@ -215,6 +215,18 @@ class Translator(
             metadata={k: v for k, v in first.metadata.items() if k == "source_lengths"},
         )
 
+    def quantize(self, mode: str = "int8") -> Translator:
+        """Decode with int8 linear layers (seq2seq.translation.quantization); in place."""
+        from seq2seq.translation.quantization import QUANTIZATIONS, quantize_int8
+
+        if mode not in QUANTIZATIONS:
+            raise ValueError(f"quantization {mode!r}: expected one of {', '.join(QUANTIZATIONS)}")
+        if mode == "int8":
+            if self.precision != "fp32":
+                raise ValueError(f"int8 quantization needs fp32 precision, not {self.precision}")
+            self.model = quantize_int8(self.model).eval()
+        return self
+
     # -- saving -------------------------------------------------------------------------
 
     def _save_pretrained(self, save_directory: Path) -> None:
