@@ -154,9 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=12, help="training budget per recipe")
     parser.add_argument("--out", type=Path, default=Path("results"), help="runs and tables")
     parser.add_argument(
-        "--data-root", type=Path, default=Path(os.environ.get("SEQ2SEQ_DATA", "data"))
+        "--data-root", type=Path, help="corpora (default: $SEQ2SEQ_DATA, else data)"
     )
     args = parser.parse_args(argv)
+    env = os.environ.get("SEQ2SEQ_DATA")
+    data_root = (args.data_root or Path(env or "data")).resolve()
+    shown_root = str(args.data_root) if args.data_root else ("$SEQ2SEQ_DATA" if env else "data")
     from seq2seq.hardware import cpu_description
 
     out = args.out.resolve()
@@ -165,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = out / recipe
         command = train(recipe, args.minutes, run_dir)
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        for row in score(recipe, run_dir, args.data_root.resolve(), out):
+        for row in score(recipe, run_dir, data_root, out):
+            # the command as the user would type it: the folders as they were given
+            shown = row["score_command"].replace(str(out), str(args.out))
+            row["score_command"] = shown.replace(str(data_root), shown_root)
             rows.append(
                 {
                     "recipe": recipe,
