@@ -1,8 +1,10 @@
 """int8 decoding (`--quantize int8`) against the plain fp32 path it replaces.
 
-The tiny attention model trained on real Multi30k (attention_run) scores and translates
-real test sentences both ways: reference log-probabilities must agree within 2%, and
-most greedy translations must be identical (rounding may flip a close call).
+The tiny attention model trained on real Multi30k (attention_run) scores real test
+sentence pairs both ways: every reference token's log-probability must agree within
+rounding. (Its greedy translations are not compared: the tiny model's next-token
+distributions are nearly flat, so rounding flips many argmaxes. On the 12-minute en_de
+model, 879 of 1,000 greedy lines are identical and BLEU moves by 0.21: docs/performance.md.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.commands.translate import main as translate_main
+from seq2seq.translation.forced import forced_decode
 from seq2seq.translation.translator import Translator
 
 
@@ -31,12 +34,16 @@ def test_int8_stays_within_rounding_of_fp32(attention_run: Path, pairs, one_thre
     quantized = Translator.from_pretrained(attention_run).quantize("int8")
     assert type(quantized.model.output_layer).__module__.startswith("torch.ao.nn.quantized")
     for a, b in zip(plain.score(src, ref), quantized.score(src, ref), strict=True):
+        assert b.tokens == a.tokens
         assert b.logprob == pytest.approx(a.logprob, rel=0.02)
-    same = sum(
-        a.text == b.text
-        for a, b in zip(plain.translate(src), quantized.translate(src), strict=True)
+    ids = [[plain._source_ids(s) for s in src], [plain.tgt_tokenizer.encode(r) for r in ref]]
+    exact = forced_decode(plain.model, *ids)
+    rounded = forced_decode(quantized.model, *ids)
+    for a, b in zip(exact, rounded, strict=True):
+        assert (a.token_logprobs - b.token_logprobs).abs().max() < 0.1  # nats, per token
+    assert any(
+        (a.token_logprobs != b.token_logprobs).any() for a, b in zip(exact, rounded, strict=True)
     )
-    assert same >= 0.8 * len(src), f"only {same} of {len(src)} translations agree"
 
 
 def test_int8_refuses_what_it_cannot_do(attention_run: Path, tmp_path: Path, capsys):

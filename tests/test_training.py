@@ -6,10 +6,12 @@ import sys
 
 import pytest
 import sacrebleu
+import torch
 from _models import train_tiny
 
 from seq2seq.commands.score import main as score_main
 from seq2seq.data.reading import read_lines
+from seq2seq.search import length_limits
 from seq2seq.translation.translator import Translator
 
 
@@ -91,6 +93,31 @@ def test_score_ranks_each_reference_above_another_sentences(memorised, tmp_path,
         scores[name] = [json.loads(line)["per_token"] for line in lines]
     wins = sum(a > b for a, b in zip(scores["ref"], scores["shuffled"], strict=True))
     assert wins >= 90, f"the reference ranked first for only {wins} of 100 sentences"
+
+
+def test_confidence_is_the_greedy_search_own_log_probability_per_token(memorised):
+    """On a model that ends its sentences: where greedy search generated EOS, its score
+    sums the log-probabilities of the tokens and EOS, and the confidence (a teacher-forced
+    replay) must be that per token. Sources of words it never saw are flagged and score
+    lower."""
+    run, src, _ = memorised
+    translator = Translator.from_checkpoint(run / "checkpoints" / "best.pt")
+    found = translator.translate(src, confidence=True)
+    hyps = translator.hypotheses(src)
+    ended = 0
+    for line, translation, (hyp, *_) in zip(src, found, hyps, strict=True):
+        limit = length_limits(torch.tensor([len(translator._source_ids(line))]), 200, 2.0)
+        if len(hyp.tokens) < int(limit):
+            ended += 1
+            per_token = hyp.score / (len(hyp.tokens) + 1)
+            assert translation.confidence == pytest.approx(per_token, abs=2e-4)
+    assert ended >= 90, f"only {ended} of 100 greedy hypotheses ended with EOS"
+    unseen = ["Quantum chromodynamics explains hadron confinement via gluons."] * 5
+    strange = translator.translate(unseen, confidence=True)
+    assert all(t.flags == ["unknown_source"] for t in strange)
+    assert all(t.flags == [] for t in found)
+    mean = sum(t.confidence for t in found) / len(found)
+    assert strange[0].confidence < mean
 
 
 def test_resume_gives_exactly_the_losses_of_an_uninterrupted_run(tmp_path):

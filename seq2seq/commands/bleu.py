@@ -141,6 +141,9 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error("--langpair goes with --testset")
     if args.ensemble and not args.checkpoint:
         parser.error("--ensemble combines checkpoints: give --checkpoint A B …")
+    if args.checkpoint and not (args.src or args.testset):
+        # every corpus names its splits alike: check before any model loads
+        check_choice("--split", args.split, SPLITS, "split")
     if args.output and args.hyp:
         parser.error("-o writes the translations of --checkpoint; --hyp files are already written")
 
@@ -164,8 +167,6 @@ def _test_set(args: argparse.Namespace, config: dict[str, Any] | None):
         return found.src, found.refs, names, found.name
     if args.hyp:
         return None, [read_lines(r) for r in args.ref], args.ref, ", ".join(args.ref)
-    if not args.src:  # every corpus names its splits alike: check before the model loads
-        check_choice("--split", args.split, SPLITS, "split")
     src, ref, name = evaluation_set(
         config, args.src, (args.ref or [None])[0], args.split, args.data_root
     )
