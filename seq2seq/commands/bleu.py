@@ -245,16 +245,15 @@ def _comparison_record(args, systems, refs, info) -> dict[str, Any]:
     if tests:
         record = compare_systems(systems, refs, tests, args.paired_bs_n, args.paired_ar_n)
     else:  # scores only
-        record = {
-            "baseline": systems[0][0],
-            "tests": {},
-            "systems": [
-                {"system": name, "metrics": {m: {"score": r["score"]} for m, r in scores.items()}}
-                for name, hyps in systems
-                for scores in [corpus_scores(hyps, refs)]
-            ],
-            "signatures": {},
-        }
+        scored, signatures = [], {}
+        for name, hyps in systems:
+            metrics = corpus_scores(hyps, refs)
+            scored.append(
+                {"system": name, "metrics": {m: {"score": r["score"]} for m, r in metrics.items()}}
+            )
+            signatures = {m: {"score": r["signature"]} for m, r in metrics.items()}
+        record = {"baseline": systems[0][0], "tests": {}, "systems": scored}
+        record["signatures"] = signatures
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "test_set": info["test_set"], **record}
     if not args.hyp:
         record["decoding"] = info["decoding"]

@@ -12,7 +12,6 @@ import itertools
 import json
 import sys
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 
 from seq2seq.commands.common import (
@@ -173,11 +172,10 @@ def _main(argv: list[str] | None = None) -> int:
                     alignments = [[hard_alignment(m) for m in found] for found in matrices]
             translations = translator.translations(hyps, alignments, nbest)
             if args.confidence:
-                values = translator.confidences(chunk, [h[0] for h in hyps], args.batch_size)
-                translations = [
-                    replace(t, confidence=value, flags=translator.source_flags(line))
-                    for t, value, line in zip(translations, values, chunk, strict=True)
-                ]
+                best = [h[0] for h in hyps]
+                translations = translator.with_confidence(
+                    translations, chunk, best, args.batch_size
+                )
             for line, translation in zip(chunk, translations, strict=True):
                 if args.format == "jsonl":
                     record = {"source": line, **translation.to_dict()}

@@ -114,10 +114,13 @@ def format_comparison(comparison: dict[str, Any], markdown: bool = False) -> str
         for t in tests
     )
     lines.append("")
-    lines.append(
-        f"Each system against the baseline by {described}; * p < {SIGNIFICANT}: the "
-        "difference is unlikely to be chance."
-    )
+    if tests:
+        lines.append(
+            f"Each system against the baseline by {described}; * p < {SIGNIFICANT}: the "
+            "difference is unlikely to be chance."
+        )
+    else:
+        lines.append("Scores only: no significance test was asked for.")
     for by_test in comparison["signatures"].values():
         for signature in by_test.values():
             lines.append(f"  signature: {signature}")

@@ -381,10 +381,7 @@ class Translator(
                 ]
         results = self.translations(hyps, alignments, nbest, matrices, sources)
         if confidence:
-            values = self.confidences(lines, [h[0] for h in hyps], batch_size)
-            for index, value in enumerate(values):
-                flags = self.source_flags(lines[index])
-                results[index] = replace(results[index], confidence=value, flags=flags)
+            results = self.with_confidence(results, lines, [h[0] for h in hyps], batch_size)
         return results[0] if isinstance(texts, str) else results
 
     def source_flags(self, line: str) -> list[str]:
@@ -392,7 +389,9 @@ class Translator(
         when at least a third of its pieces are unknown to the source vocabulary,
         `long_source` when it has more pieces than 99% of the training sources (older
         checkpoints, without that figure: more than data.max_length)."""
-        ids = self.src_tokenizer.encode(clean_line(line))
+        return self._flags(self._source_ids(line))
+
+    def _flags(self, ids: list[int]) -> list[str]:
         flags = []
         if ids and ids.count(UNK_ID) * 3 >= len(ids):
             flags.append("unknown_source")
@@ -407,25 +406,36 @@ class Translator(
         fallback = self.config.get("data", {}).get("max_length") or self.max_source_tokens
         return int(lengths.get("p99") or fallback)
 
-    def confidences(
-        self, lines: Sequence[str], hypotheses: Sequence[Hypothesis], batch_size: int = 64
-    ) -> list[float | None]:
-        """Each hypothesis' mean log-probability per token (EOS included), replayed
-        teacher-forced whatever the search (a beam score is length-normalised, a sample's
-        is the draw's); None for an empty source line."""
-        keys = [i for i, line in enumerate(lines) if self._source_ids(line)]
+    def with_confidence(
+        self,
+        translations: Sequence[Translation],
+        lines: Sequence[str],
+        hypotheses: Sequence[Hypothesis],
+        batch_size: int = 64,
+    ) -> list[Translation]:
+        """The translations with their confidence and their source's flags.
+
+        The confidence is each hypothesis' mean log-probability per token (EOS
+        included), replayed teacher-forced whatever the search (a beam score is
+        length-normalised, a sample's is the draw's); None for an empty source line.
+        """
+        ids = [self._source_ids(line) for line in lines]
+        keys = [i for i, found in enumerate(ids) if found]
         device = next(self.model.parameters()).device
         with autocast(device, self.precision):
             replays = forced_decode(
                 self.model,
-                [self._source_ids(lines[i]) for i in keys],
+                [ids[i] for i in keys],
                 [hypotheses[i].tokens for i in keys],
                 batch_size=batch_size,
             )
-        found: list[float | None] = [None] * len(lines)
+        values: list[float | None] = [None] * len(lines)
         for index, replay in zip(keys, replays, strict=True):
-            found[index] = round(float(replay.token_logprobs.float().mean()), 4)
-        return found
+            values[index] = round(float(replay.token_logprobs.float().mean()), 4)
+        return [
+            replace(t, confidence=value, flags=self._flags(source))
+            for t, value, source in zip(translations, values, ids, strict=True)
+        ]
 
     def detokenize(self, hyp: Hypothesis) -> str:
         # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
