@@ -13,7 +13,6 @@ and reports, per origin, the mean confidence, how often each flag fires, and BLE
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -21,20 +20,10 @@ import sys
 from pathlib import Path
 
 
-def read(path: Path, lines: int) -> list[str]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        found = []
-        for line in f:
-            if line.strip():
-                found.append(line.rstrip("\n"))
-            if len(found) == lines:
-                return found
-    return found
-
-
 def sets(translator, data: Path, lines: int) -> dict[str, tuple[list[str], list[str]]]:
     """origin -> (sources, references): the model's test split and out-of-domain text."""
     from seq2seq.commands.common import evaluation_set
+    from seq2seq.data.reading import read_lines
 
     src, ref, name = evaluation_set(translator.config, None, None, "test", str(data))
     found = {f"in-domain ({name})": (src[:lines], ref[:lines])}
@@ -45,7 +34,7 @@ def sets(translator, data: Path, lines: int) -> dict[str, tuple[list[str], list[
             ("parliament (Europarl)", "europarl-v7-sample20k-tok.all"),
         ):
             found[origin] = tuple(
-                read(data / "en_es" / f"{stem}.{lang}.gz", lines) for lang in pair
+                read_lines(data / "en_es" / f"{stem}.{lang}.gz")[:lines] for lang in pair
             )
     return found
 

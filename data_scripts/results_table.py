@@ -21,7 +21,6 @@ parliament text.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shlex
@@ -51,9 +50,10 @@ def out_of_domain(recipe: str, data: Path, out: Path) -> list[tuple[str, Path, P
     for lang in ("en", "es"):
         target = folder / f"europarl-{EUROPARL_LINES}.{lang}"
         if not target.is_file():
-            with gzip.open(data / f"en_es/europarl-v7-sample20k-tok.all.{lang}.gz", "rt") as f:
-                lines = [next(f) for _ in range(EUROPARL_LINES)]
-            target.write_text("".join(lines), encoding="utf-8")
+            from seq2seq.data.reading import read_lines
+
+            lines = read_lines(data / f"en_es/europarl-v7-sample20k-tok.all.{lang}.gz")
+            target.write_text("".join(f"{line}\n" for line in lines[:EUROPARL_LINES]), "utf-8")
         files.append(target)
     sets.append((f"europarl (first {EUROPARL_LINES})", *files))
     return sets
