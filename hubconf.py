@@ -8,7 +8,7 @@ print(translator.translate("A man is riding a bike.").text)
 dependencies = ["torch", "sentencepiece", "safetensors", "huggingface_hub"]
 
 
-def translator(path: str, device: str = "cpu", precision: str = "fp32"):
+def translator(path: str, device: str = "cpu", precision: str = "auto"):
     """A `seq2seq.Translator` from an exported model folder, a run folder or a checkpoint."""
     from seq2seq import Translator
 

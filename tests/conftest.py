@@ -49,6 +49,24 @@ def _register_hypothesis_profile() -> None:
 _register_hypothesis_profile()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_native_bf16():
+    """Precision `auto` chooses as on a CPU without native bf16 (fp32), so that tests
+    comparing two code paths get the same numbers on a CI machine whose CPU has AMX or
+    AVX512-BF16. Tests of the choice inject CPU flags (tests/test_precision_choice.py)."""
+    from seq2seq import hardware
+
+    real = hardware.cpu_flags
+
+    def flags(*args):
+        found = real(*args)
+        return None if found is None else found - hardware.NATIVE_BF16_FLAGS
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hardware, "cpu_flags", flags)
+        yield
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (holds seq2seq/, data_scripts/, tests/)."""

@@ -87,7 +87,7 @@ HELP = {  # command line → phrases its help must hold (wrapping undone)
         "--chunk-lines CHUNK_LINES lines read and translated at a time (default: 2000)",
         "--max-length MAX_LENGTH most tokens generated per sentence (default: 200)",
         "--precision {fp32,bf16,fp16,auto}",
-        "else fp32 (default: fp32)",
+        "fp16: autocast on a CUDA GPU (default: auto)",
         "[--search beam] (default: 5)",  # --beam-size: the strategy's own default
     ],
     ("seq2seq-bleu", "--help"): ["(train, dev, test) (default: test)", "(default: 64)"],

@@ -39,6 +39,7 @@ def translate(checkpoint: Path, lines: list[str], *flags: str) -> list[str]:
             "seq2seq.commands.translate",
             "--checkpoint",
             str(checkpoint),
+            *("--precision", "fp32"),  # not auto (bf16 on most GPUs); a later one in flags wins
             *flags,
         ],
         input="\n".join(lines) + "\n",

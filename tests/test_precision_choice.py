@@ -10,8 +10,9 @@ from argparse import Namespace
 import pytest
 from _models import PINNED_TINY_MODEL, TINY, make_config
 
+import seq2seq
 from seq2seq import hardware
-from seq2seq.commands.common import load_translator
+from seq2seq.commands.common import decoding_precision, load_translator
 from seq2seq.hardware import cpu_bf16, cpu_flags, resolve_precision
 from seq2seq.training.trainer import Trainer
 
@@ -60,6 +61,26 @@ def test_bf16_is_refused_without_bf16_and_warned_where_only_emulated(caplog):
         assert resolve_precision("cpu", "fp32", "--precision", flags) == "fp32"
     with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
         resolve_precision("cpu", "fp16", "--precision", AMX)
+
+
+def test_auto_is_the_default():
+    from seq2seq.serving.settings import ModelEntry
+
+    assert seq2seq.load_config().trainer.precision == "auto"
+    assert ModelEntry(checkpoint="model").precision == "auto"
+
+
+def test_int8_quantization_makes_auto_fp32_and_refuses_bf16(caplog):
+    with caplog.at_level(logging.INFO):
+        assert decoding_precision("cpu", "auto", "int8", AMX) == "fp32"
+        assert decoding_precision("cpu", "auto", "none", AMX) == "bf16"
+    assert "--precision=auto: fp32, because --quantize int8 needs fp32" in caplog.text
+    assert decoding_precision("cpu", "fp32", "int8", AMX) == "fp32"
+    for precision in ("bf16", "fp16"):
+        with pytest.raises(
+            ValueError, match=f"^--quantize int8 needs --precision fp32 .*{precision}$"
+        ):
+            decoding_precision("cpu", precision, "int8", AMX)
 
 
 @pytest.fixture

@@ -164,8 +164,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if not args.plain:
         tune_allocator()
     overrides = [*args.overrides, *(PLAIN_OVERRIDES if args.plain else [])]
-    if args.precision != "fp32":
-        overrides.append(f"trainer.precision={args.precision}")
+    overrides.append(f"trainer.precision={args.precision}")  # the config's default is auto
     cfg = _compose(overrides)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir))

@@ -154,10 +154,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="fp32",
-        help="bf16: autocast, where the hardware has native bf16 (AMX CPUs, recent GPUs); "
-        "fp16: autocast on a CUDA GPU; auto: bf16 where the hardware has native bf16, "
-        "else fp32",
+        default="auto",
+        help="auto: bf16 where the CPU (AMX or AVX512-BF16) or GPU has native bf16, else "
+        "fp32 (the choice is logged; fp32 with --quantize int8); bf16: autocast; "
+        "fp16: autocast on a CUDA GPU",
     )
     parser.add_argument(
         "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
@@ -166,7 +166,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=["none", "int8"],
         default="none",
-        help="int8: dynamically quantized linear layers (CPU, fp32 precision only): "
+        help="int8: dynamically quantized linear layers (CPU, fp32 precision): "
         "faster decoding, outputs within rounding of the fp32 model's",
     )
 
@@ -222,7 +222,7 @@ def load_translator(
     from seq2seq.translation.translator import Translator
 
     device = check_device(args.device, "--device")
-    precision = resolve_precision(device, args.precision, "--precision")
+    precision = decoding_precision(device, args.precision, getattr(args, "quantize", "none"))
     if args.threads:
         torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
@@ -230,6 +230,24 @@ def load_translator(
     if getattr(args, "quantize", "none") != "none":
         translator.quantize(args.quantize)
     return translator
+
+
+def decoding_precision(
+    device: torch.device | str,
+    precision: str,
+    quantize: str = "none",
+    flags: frozenset[str] | None = None,
+) -> str:
+    """--precision resolved for `device` (see seq2seq.hardware.resolve_precision). int8
+    quantization runs in fp32: with --quantize int8, auto is fp32 (logged), and bf16 or
+    fp16 is a ValueError before any model loads. `flags` (CPU flags) defaults to this
+    machine's."""
+    if quantize != "none" and precision == "auto":
+        log.info("--precision=auto: fp32, because --quantize %s needs fp32", quantize)
+        return "fp32"
+    if quantize != "none" and precision != "fp32":
+        raise ValueError(f"--quantize {quantize} needs --precision fp32 (or auto), not {precision}")
+    return resolve_precision(device, precision, "--precision", flags)
 
 
 def parse_value(text: str) -> Any:

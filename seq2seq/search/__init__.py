@@ -17,6 +17,7 @@ from torch import Tensor
 
 from seq2seq import registry
 from seq2seq.contracts import framework_arguments
+from seq2seq.nn.recurrent import map_state
 from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -39,27 +40,32 @@ def decode_one_by_one(
 
     `pick(logp [rows, V]) -> tokens [rows]` chooses each next token (argmax for
     greedy, a draw for sampling); the score is the chosen tokens' log-probability.
-    PAD and BOS are never generated.
+    PAD and BOS are never generated. A row leaves the batch (encoder output and
+    decoder state shrink) as soon as it ends, so later steps compute only live rows.
     """
     rows, device = limits.size(0), limits.device
+    steps = int(limits.max())
+    alive = torch.arange(rows, device=device)  # the original row of each live row
     tokens = torch.full((rows,), BOS_ID, dtype=torch.long, device=device)
     scores = torch.zeros(rows, device=device)
-    finished = torch.zeros(rows, dtype=torch.bool, device=device)
-    outputs = []
-    for t in range(int(limits.max())):
+    outputs = torch.full((rows, steps), PAD_ID, dtype=torch.long, device=device)
+    for t in range(steps):
         logp, state = model.decode_step(tokens, enc, state)
         logp[:, PAD_ID] = -float("inf")
         logp[:, BOS_ID] = -float("inf")  # never an output: BOS only starts the decoder
         tokens = pick(logp)
-        picked = logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
-        scores += torch.where(finished, torch.zeros_like(picked), picked)
-        tokens = tokens.masked_fill(finished, PAD_ID)
-        outputs.append(tokens)
-        finished |= (tokens == EOS_ID) | (t + 1 >= limits)
-        if bool(finished.all()):
-            break
+        scores[alive] += logp.gather(1, tokens.unsqueeze(1)).squeeze(1).float()
+        outputs[alive, t] = tokens
+        ended = (tokens == EOS_ID) | (t + 1 >= limits[alive])
+        if bool(ended.any()):
+            keep = (~ended).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            alive, tokens = alive[keep], tokens[keep]
+            enc = enc.index_select(keep)
+            state = map_state(lambda s, keep=keep: s.index_select(0, keep), state)
     hyps = []
-    for row, score in zip(torch.stack(outputs, 1).tolist(), scores.tolist(), strict=True):
+    for row, score in zip(outputs.tolist(), scores.tolist(), strict=True):
         row = [tok for tok in row if tok != PAD_ID]
         if row and row[-1] == EOS_ID:
             row = row[:-1]

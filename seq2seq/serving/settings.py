@@ -17,7 +17,7 @@ class ModelEntry(BaseModel):
 
     checkpoint: str  # a model folder, a run folder or a checkpoint file
     device: str = "cpu"
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"  # bf16 where native, else fp32
     search: Literal["greedy", "beam", "sample"] = "greedy"
     beam_size: int = Field(5, ge=1, le=64)
     length_penalty: float = 1.0

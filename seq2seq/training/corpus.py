@@ -18,6 +18,7 @@ from seq2seq.data.streaming import StreamStats, check_shards_for_ranks, stream_b
 from seq2seq.tokenizers import tokenizer_from_state, tokenizer_to_state
 from seq2seq.training.checkpointing import TrainingError
 from seq2seq.training.distributed import DistContext
+from seq2seq.translation.shortlist import learn_shortlist
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class TrainingCorpus:
         self.tgt_lengths = [len(t) for t in data.train.tgt_ids]
         self.dev_tokens, _ = tokenize(data.dev, data.src_tokenizer, data.tgt_tokenizer, 10**9)
         self.stream_stats = StreamStats()
+        self._shortlist: dict[str, Any] | None = None
 
     def length_summary(self) -> dict[str, Any]:
         """{"source_lengths": {"p99", "max"}} in tokens (empty when streamed): a translator
@@ -76,6 +78,16 @@ class TrainingCorpus:
         ordered = sorted(self.src_lengths)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
         return {"source_lengths": {"p99": p99, "max": ordered[-1]}}
+
+    def shortlist_summary(self) -> dict[str, Any]:
+        """{"shortlist": {"table", "frequent"}} (empty when streamed): the candidate target
+        tokens of each source token, which translation decodes over (learnt once)."""
+        if not self.src_lengths:
+            return {}
+        if self._shortlist is None:
+            train, vocab = self.data.train, self.data.src_tokenizer.vocab_size
+            self._shortlist = learn_shortlist(train.src_ids, train.tgt_ids, vocab).state()
+        return {"shortlist": self._shortlist}
 
     @property
     def streamed(self) -> bool:

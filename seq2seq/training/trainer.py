@@ -191,6 +191,7 @@ class Trainer(TrainingRun):
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "progress": self.progress_state(),
             **self.corpus.length_summary(),
+            **self.corpus.shortlist_summary(),
         }
         if full:
             rngs = self.dist.gather_rng_states()

@@ -2,7 +2,8 @@
 
 A folder holds `model.safetensors` (the weights), `config.json` (the model's shape, its
 language pair, the training config, and the scores measured at export), `tokenizer/`
-(the files `seq2seq-tokenize` reads, as in a run folder) and `README.md`, a model card.
+(the files `seq2seq-tokenize` reads, as in a run folder), `shortlist.safetensors` (the
+decoding shortlist, when the model has one) and `README.md`, a model card.
 It is what the Hugging Face Hub expects of a model repository, and everything in it is
 plain data: loading runs no code from the folder.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seq2seq import __version__
 from seq2seq.checkpoint import CheckpointError
@@ -26,6 +27,7 @@ from seq2seq.tokenizers.files import load_tokenizers, save_tokenizers
 FORMAT = "seq2seq-model/1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+SHORTLIST_NAME = "shortlist.safetensors"
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -40,20 +42,27 @@ def write_model_folder(
     tokenizers: tuple[str, Tokenizer, Tokenizer],
     config: dict[str, Any],
     metadata: dict[str, Any],
+    shortlist: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write weights, config.json and tokenizer/ into `folder` (the card is the caller's).
+    """Write weights, config.json, tokenizer/ and the shortlist (if any) into `folder`
+    (the card is the caller's).
 
     `tokenizers` is (registered type, source, target); `config` the training config;
     `metadata` what the model card shows (scores, the training command, the run summary).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     # save_model keeps one copy of tied tensors (shared embeddings), which safetensors needs.
     weights = folder / WEIGHTS_NAME
     save_model(model, str(weights), metadata={"format": FORMAT})
-    umask = os.umask(0)
-    os.umask(umask)
-    weights.chmod(0o666 & ~umask)  # safetensors writes a private file; this one is to share
+    written = [weights]
+    if shortlist is not None:
+        save_file({k: v.contiguous() for k, v in shortlist.items()}, folder / SHORTLIST_NAME)
+        written.append(folder / SHORTLIST_NAME)
+    for path in written:  # safetensors writes private files; these are to share
+        path.chmod(0o666 & ~umask)
     kind, src, tgt = tokenizers
     save_tokenizers(folder / TOKENIZER_DIR, kind, src, tgt)
     data = config.get("data", {})
@@ -99,3 +108,14 @@ def read_model_folder(
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{folder / TOKENIZER_DIR}: {exc}") from None
     return model.to(device).eval(), src, tgt, description
+
+
+def read_shortlist(folder: str | Path) -> dict[str, torch.Tensor] | None:
+    """The folder's shortlist tensors, or None if it has none."""
+    path = Path(folder) / SHORTLIST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return load_file(path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable shortlist ({exc})") from None

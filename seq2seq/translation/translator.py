@@ -31,8 +31,10 @@ from seq2seq.translation.model_card import model_card
 from seq2seq.translation.model_folder import (
     is_model_folder,
     read_model_folder,
+    read_shortlist,
     write_model_folder,
 )
+from seq2seq.translation.shortlist import Shortlist, shortlisted, to_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ class Translator(
     precision: str = "fp32"  # fp32 | bf16 (autocast where the hardware has native bf16)
     tokenizer_type: str = "sentencepiece"  # the tokenizers' registered name
     metadata: dict[str, Any] = field(default_factory=dict)  # what the model card shows
+    shortlist: Shortlist | None = None  # decode each batch over its candidate target tokens
 
     # -- loading ------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class Translator(
         path: str | Path,
         *,
         device: str = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         **hub_options: Any,
     ) -> Translator:
         """A checkpoint file, a run folder, an exported model folder, or a Hub repository.
@@ -178,6 +181,7 @@ class Translator(
                 config,
                 tokenizer_type=config.get("tokenizer", {}).get("type", "sentencepiece"),
                 metadata=description.get("metadata", {}),
+                shortlist=Shortlist.from_state(read_shortlist(path)),
             )
         payload = translation_payload(path)
         tokenizers = payload["tokenizers"]
@@ -188,6 +192,7 @@ class Translator(
             payload.get("config", {}),
             tokenizer_type=tokenizers["src"]["type"],
             metadata={**_run_metadata(path), **_data_metadata(payload)},
+            shortlist=Shortlist.from_state(payload.get("shortlist")),
         )
 
     @classmethod
@@ -213,6 +218,7 @@ class Translator(
             first.config,
             tokenizer_type=first.tokenizer_type,
             metadata={k: v for k, v in first.metadata.items() if k == "source_lengths"},
+            shortlist=first.shortlist,  # the members share their vocabularies
         )
 
     def quantize(self, mode: str = "int8") -> Translator:
@@ -242,6 +248,7 @@ class Translator(
             (self.tokenizer_type, self.src_tokenizer, self.tgt_tokenizer),
             self.config,
             self.metadata,
+            self.shortlist.state() if self.shortlist is not None else None,
         )
         _, _, _, description = read_model_folder(folder)  # the card shows what was written
         card = model_card(description, self.model.num_parameters())
@@ -279,10 +286,14 @@ class Translator(
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             src, lengths = source_tensor([encoded[i] for i in chunk])
+            ids, model = None, self.model
+            if self.shortlist is not None:
+                ids, allowed = self.shortlist.candidates(src)
+                model = shortlisted(self.model, ids, allowed)
             with autocast(device, self.precision):
-                hyps = generate(
-                    self.model, src.to(device), lengths.to(device), search, **search_options
-                )
+                hyps = generate(model, src.to(device), lengths.to(device), search, **search_options)
+            if ids is not None:
+                hyps = to_vocabulary(hyps, ids)
             for index, sentence_hyps in zip(chunk, hyps, strict=True):
                 results[index] = sentence_hyps or [Hypothesis([], float("-inf"))]
         return results

@@ -1,0 +1,149 @@
+"""Vocabulary shortlists: decode over the target tokens a batch can plausibly need.
+
+On a CPU the output layer dominates a decoding step: its weights (vocabulary × hidden,
+8 MB for 8,000 × 256 floats) stream from memory at every step for every batch. As in
+Marian's lexical shortlist, each batch instead decodes over a candidate set: the most
+frequent target tokens, plus, for each token of its sources, the target tokens that
+co-occur with it most (Dice coefficient over the training sentence pairs). The search
+runs unchanged over the candidate set (its softmax is over the candidates only) and the
+chosen tokens are mapped back to vocabulary ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seq2seq.contracts import SPECIALS
+from seq2seq.search import Hypothesis
+
+TOP_K = 50  # target tokens kept per source token
+FREQUENT = 100  # most frequent target tokens, always candidates
+MAX_PAIRS = 200_000  # sentence pairs the statistics are counted on (evenly spaced)
+ALLOWED = "shortlist_allowed"  # the encoder output's extra: [B, C] candidates per sentence
+
+
+@dataclass
+class Shortlist:
+    """`table` [source vocabulary, top_k]: each source token's likeliest target tokens
+    (PAD-filled where it has fewer); `frequent` [n]: the most frequent target tokens."""
+
+    table: Tensor
+    frequent: Tensor
+
+    def candidates(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """The sorted target ids [C] a batch of sources [B, S] decodes over (the special
+        tokens first, so their ids are also their positions), and which of them each
+        sentence may produce [B, C]: its own candidates, so that its translation does not
+        depend on the sentences batched with it."""
+        src = src.cpu()
+        own = self.table[src].reshape(src.size(0), -1)  # [B, S * top_k]
+        always = torch.cat([torch.arange(len(SPECIALS)), self.frequent])
+        ids = torch.cat([always, own.reshape(-1)]).unique(sorted=True)
+        allowed = torch.zeros(src.size(0), ids.numel(), dtype=torch.bool)
+        allowed.scatter_(1, torch.searchsorted(ids, own), True)
+        allowed[:, torch.searchsorted(ids, always)] = True
+        return ids, allowed
+
+    def state(self) -> dict[str, Tensor]:
+        """Plain tensors for a checkpoint or a safetensors file (int32: half the bytes)."""
+        return {"table": self.table.int(), "frequent": self.frequent.int()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> Shortlist | None:
+        """The shortlist `state()` saved; None for a model saved without one."""
+        if state is None:
+            return None
+        table, frequent = (torch.as_tensor(state[key]).long() for key in ("table", "frequent"))
+        return cls(table, frequent)
+
+
+def learn_shortlist(
+    src_ids: Sequence[Sequence[int]],
+    tgt_ids: Sequence[Sequence[int]],
+    src_vocab: int,
+    top_k: int = TOP_K,
+    frequent: int = FREQUENT,
+) -> Shortlist:
+    """Count which target tokens occur in the same sentence pairs as each source token,
+    and keep each source token's `top_k` by Dice coefficient 2·c(s,t) / (c(s) + c(t))."""
+    step = max(1, len(src_ids) // MAX_PAIRS)
+    keys, src_seen, tgt_seen = [], [], []
+    for src, tgt in zip(src_ids[::step], tgt_ids[::step], strict=True):
+        s, t = np.unique(np.asarray(src, np.int64)), np.unique(np.asarray(tgt, np.int64))
+        src_seen.append(s)
+        tgt_seen.append(t)
+        keys.append((s[:, None] * (1 << 32) + t[None, :]).ravel())
+    pairs, together = np.unique(np.concatenate(keys or [np.zeros(0, np.int64)]), return_counts=True)
+    s_of, t_of = pairs >> 32, pairs & 0xFFFFFFFF
+    s_count = np.bincount(np.concatenate(src_seen or [np.zeros(0, np.int64)]), minlength=src_vocab)
+    t_all = np.concatenate(tgt_seen or [np.zeros(0, np.int64)])
+    t_count = np.bincount(t_all, minlength=int(t_all.max(initial=0)) + 1)
+    dice = 2 * together / (s_count[s_of] + t_count[t_of])
+    order = np.lexsort((-dice, s_of))  # by source token, best first
+    s_sorted = s_of[order]
+    rank = np.arange(len(order)) - np.searchsorted(s_sorted, s_sorted)
+    kept = rank < top_k
+    table = np.zeros((src_vocab, top_k), np.int64)  # PAD (0) where fewer were seen
+    table[s_sorted[kept], rank[kept]] = t_of[order][kept]
+    most = np.argsort(-t_count, kind="stable")[:frequent]
+    return Shortlist(torch.from_numpy(table), torch.from_numpy(most[t_count[most] > 0]))
+
+
+class Shortlisted(nn.Module):
+    """A Seq2Seq seen through a candidate set `ids` [C]: `decode_step` takes and scores
+    candidate positions (log-probabilities [B, C], -inf where `allowed` [B, C] forbids a
+    sentence a candidate), everything else is the model's."""
+
+    def __init__(self, model: nn.Module, ids: Tensor, allowed: Tensor) -> None:
+        super().__init__()
+        device = next(model.parameters()).device
+        self.model, self.ids, self.allowed = model, ids.to(device), allowed.to(device)
+        layer = model.output_layer
+        weight = layer.weight() if callable(layer.weight) else layer.weight  # int8: packed
+        weight = weight.dequantize() if weight.is_quantized else weight
+        bias = layer.bias() if callable(layer.bias) else layer.bias
+        self.weight = weight.index_select(0, self.ids)
+        self.bias = None if bias is None else bias.index_select(0, self.ids)
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    def encode(self, src: Tensor, src_lengths: Tensor):
+        enc = self.model.encode(src, src_lengths)
+        enc.extras[ALLOWED] = self.allowed  # per sentence: the search reorders it with enc
+        return enc
+
+    def init_state(self, enc):
+        return self.model.init_state(enc)
+
+    def attention(self, state) -> Tensor | None:
+        return self.model.attention(state)
+
+    def decode_step(self, tokens: Tensor, enc, state) -> tuple[Tensor, Any]:
+        """tokens [B] (candidate positions) → log-probabilities [B, C] over the candidates."""
+        emb = self.model.tgt_embedding(self.ids[tokens])
+        features, state = self.model.decoder.step(emb, enc, state)
+        logits = nn.functional.linear(features, self.weight, self.bias).float()
+        logits = logits.masked_fill(~enc.extras[ALLOWED], -float("inf"))
+        return torch.log_softmax(logits, dim=-1), state
+
+
+def shortlisted(model: nn.Module, ids: Tensor, allowed: Tensor) -> nn.Module:
+    """`model` (one Seq2Seq or an Ensemble of them) decoding over the candidates `ids`."""
+    members = getattr(model, "members", None)
+    if members is None:
+        return Shortlisted(model, ids, allowed)
+    return type(model)([Shortlisted(member, ids, allowed) for member in members])
+
+
+def to_vocabulary(hyps: list[list[Hypothesis]], ids: Tensor) -> list[list[Hypothesis]]:
+    """Hypotheses over candidate positions, as vocabulary ids."""
+    table = ids.tolist()
+    return [[Hypothesis([table[t] for t in h.tokens], h.score) for h in hs] for hs in hyps]
