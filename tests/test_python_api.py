@@ -3,7 +3,7 @@
 `import seq2seq` exposes the public names; `Translator.from_pretrained` reads a run
 folder, a checkpoint file and an exported folder alike and translates the same; an
 exported folder loads without unpickling, through every door (the commands, the
-Hugging Face Hub mixin, torch.hub); translations carry scores, n-best lists and
+the Hugging Face Hub, torch.hub); translations carry scores, n-best lists and
 alignments; `score()` gives reference log-probabilities.
 """
 
@@ -145,7 +145,7 @@ def test_loading_a_folder_never_unpickles(exported, monkeypatch):
 def test_hub_mixin_and_torch_hub_on_local_folders(exported, repo_root, tmp_path, sentences):
     src, _ = sentences
     translator = seq2seq.Translator.from_pretrained(exported)
-    translator.save_pretrained(tmp_path / "again")  # the Hub mixin's save
+    translator.save_pretrained(tmp_path / "again")
     assert (tmp_path / "again" / "model.safetensors").is_file()
     assert (tmp_path / "again" / "README.md").read_text(encoding="utf-8") == (
         exported / "README.md"
@@ -154,7 +154,33 @@ def test_hub_mixin_and_torch_hub_on_local_folders(exported, repo_root, tmp_path,
     assert [t.text for t in hub.translate(src[:5])] == [
         t.text for t in translator.translate(src[:5])
     ]
-    assert callable(translator.push_to_hub)
+
+
+def test_push_to_hub_uploads_the_model_folder(exported, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            calls.append(("create", repo_id, exist_ok))
+
+        def upload_folder(self, *, repo_id, folder_path, revision, commit_message):
+            files = sorted(p.name for p in Path(folder_path).iterdir())
+            calls.append(("upload", repo_id, files))
+            return "https://huggingface.co/me/en-de/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    translator = seq2seq.Translator.from_pretrained(exported)
+    assert (
+        translator.push_to_hub("me/en-de", token="t") == "https://huggingface.co/me/en-de/commit/1"
+    )
+    assert calls[:2] == [("token", "t"), ("create", "me/en-de", True)]
+    assert calls[2][:2] == ("upload", "me/en-de")
+    assert {"model.safetensors", "config.json", "README.md", "tokenizer"} <= set(calls[2][2])
 
 
 def test_an_existing_folder_is_not_overwritten(attention_run, exported, capsys):

@@ -26,7 +26,7 @@ from seq2seq.commands.parsing import check_choice, command_parser  # noqa: F401 
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import PRECISIONS, check_device, resolve_precision, tune_allocator
 from seq2seq.registry import PluginError
-from seq2seq.search import check_options
+from seq2seq.search import BATCH_SENTENCES, check_options
 
 if TYPE_CHECKING:
     from seq2seq.translation.translator import Translator
@@ -149,7 +149,12 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """How a loaded model runs (load_translator applies them): batch size, device,
     precision, threads; one definition, so translate and bleu agree."""
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=BATCH_SENTENCES,
+        help=f"sentences per batch (default {BATCH_SENTENCES})",
+    )
     add_device_argument(parser)
     parser.add_argument(
         "--precision",
@@ -168,6 +173,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="int8: dynamically quantized linear layers (CPU, fp32 precision): "
         "faster decoding, outputs within rounding of the fp32 model's",
+    )
+    parser.add_argument(
+        "--no-shortlist",
+        action="store_true",
+        help="score every target token at every step; by default each sentence decodes over "
+        "its shortlist (the model's frequent target tokens and those learnt for its source "
+        "tokens), which is faster on CPUs",
     )
 
 
@@ -227,6 +239,8 @@ def load_translator(
         torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
     translator.precision = precision
+    if getattr(args, "no_shortlist", False):
+        translator.shortlist = None
     if getattr(args, "quantize", "none") != "none":
         translator.quantize(args.quantize)
     return translator

@@ -20,6 +20,11 @@ from seq2seq.contracts import framework_arguments
 from seq2seq.nn.recurrent import map_state
 from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
+# Sentences decoded together by default. On CPUs larger batches amortise streaming the
+# output layer's weights (greedy, 1,000 test sentences: 64 → 3.4 s, 128 → 2.7 s, 256 →
+# 2.3 s); beam search (5 rows per sentence) gains nothing past 128.
+BATCH_SENTENCES = 128
+
 
 @dataclass
 class Hypothesis:

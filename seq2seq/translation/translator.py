@@ -1,9 +1,11 @@
 """Loading a trained model and translating lists of lines, in order, one output per input.
 
 `Translator` is the Python API's entry point: `Translator.from_pretrained(path)` takes
-a checkpoint file, a run folder or an exported model folder (and, through the Hugging
-Face Hub mixin, a Hub repository id); `translate()` returns text with scores, n-best
-lists and alignments; `score()` gives the model's log-probability of given references.
+a checkpoint file, a run folder or an exported model folder (or a Hugging Face Hub
+repository id); `translate()` returns text with scores, n-best lists and alignments;
+`score()` gives the model's log-probability of given references. `save_pretrained` and
+`push_to_hub` share a model folder. huggingface_hub is imported only by the calls that
+reach the Hub: importing it costs half a second of every command's start-up.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelHubMixin
-
 from seq2seq.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.data.batching import source_tensor
 from seq2seq.hardware import autocast, resolve_precision
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
-from seq2seq.search import Hypothesis, generate
+from seq2seq.search import BATCH_SENTENCES, Hypothesis, generate
 from seq2seq.tokenizers import UNK_ID, Tokenizer, tokenizer_from_state
 from seq2seq.translation.alignment import EOS_LABEL
 from seq2seq.translation.forced import forced_decode
@@ -109,12 +109,7 @@ class ReferenceScore:
 
 
 @dataclass
-class Translator(
-    ModelHubMixin,
-    library_name="seq2seq",
-    pipeline_tag="translation",
-    tags=["translation", "rnn", "seq2seq"],
-):
+class Translator:
     model: Seq2Seq | Ensemble
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
@@ -147,24 +142,9 @@ class Translator(
         if Path(path).exists() or not HUB_ID.match(str(path)):
             translator = cls.from_checkpoint(path, device=device)
         else:
-            try:
-                translator = super().from_pretrained(str(path), device=device, **hub_options)
-            except (OSError, ValueError) as exc:  # the Hub's errors derive from these
-                raise CheckpointError(
-                    f"{path}: no such file or folder here, and not downloadable from the "
-                    f"Hugging Face Hub ({type(exc).__name__}: {exc})"
-                ) from None
+            translator = cls.from_checkpoint(_hub_download(str(path), hub_options), device=device)
         translator.precision = chosen
         return translator
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, device: str = "cpu", **options: Any) -> Translator:
-        """The Hub mixin's hook: download the repository, then read it as a model folder."""
-        from huggingface_hub import snapshot_download
-
-        wanted = ("revision", "cache_dir", "force_download", "local_files_only", "token")
-        folder = snapshot_download(model_id, **{k: options[k] for k in wanted if k in options})
-        return cls.from_checkpoint(folder, device=device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Translator:
@@ -235,8 +215,8 @@ class Translator(
 
     # -- saving -------------------------------------------------------------------------
 
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """The Hub mixin's hook (`save_pretrained`, `push_to_hub`): write a model folder."""
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Write the model folder `seq2seq-export` writes (without test-set scores)."""
         if isinstance(self.model, Ensemble):
             raise ValueError(
                 "an ensemble cannot be saved as one model folder: export each member, or "
@@ -253,6 +233,34 @@ class Translator(
         _, _, _, description = read_model_folder(folder)  # the card shows what was written
         card = model_card(description, self.model.num_parameters())
         (folder / "README.md").write_text(card, encoding="utf-8")
+        return folder
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload seq2seq model",
+    ) -> str:
+        """Upload the model folder to the Hugging Face Hub repository `repo_id` (created if
+        missing); returns the commit's URL."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message,
+            )
+        return str(getattr(commit, "commit_url", commit))
 
     # -- translating --------------------------------------------------------------------
 
@@ -273,7 +281,7 @@ class Translator(
         self,
         lines: Iterable[str],
         search: str = "greedy",
-        batch_size: int = 64,
+        batch_size: int = BATCH_SENTENCES,
         **search_options: Any,
     ) -> list[list[Hypothesis]]:
         """Token-level hypotheses for each line, in input order, best first; an empty line
@@ -299,7 +307,10 @@ class Translator(
         return results
 
     def attention(
-        self, lines: Sequence[str], hypotheses: Sequence[Sequence[Hypothesis]], batch_size: int = 64
+        self,
+        lines: Sequence[str],
+        hypotheses: Sequence[Sequence[Hypothesis]],
+        batch_size: int = BATCH_SENTENCES,
     ) -> list[list[Any]]:
         """Each line's attention matrices (`[T + 1, S + 1]` tensors), one per hypothesis;
         an empty line has none. Raises AttentionUnavailable for a fixed-vector model."""
@@ -362,7 +373,7 @@ class Translator(
         alignment: bool = False,
         attention: bool = False,
         confidence: bool = False,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SENTENCES,
         **search_options: Any,
     ) -> Translation | list[Translation]:
         """Translate one text (a Translation) or a list of texts (a list, in order).
@@ -422,7 +433,7 @@ class Translator(
         translations: Sequence[Translation],
         lines: Sequence[str],
         hypotheses: Sequence[Hypothesis],
-        batch_size: int = 64,
+        batch_size: int = BATCH_SENTENCES,
     ) -> list[Translation]:
         """The translations with their confidence and their source's flags.
 
@@ -455,7 +466,7 @@ class Translator(
     # -- scoring given translations -----------------------------------------------------
 
     def score(
-        self, sources: Sequence[str], references: Sequence[str], batch_size: int = 64
+        self, sources: Sequence[str], references: Sequence[str], batch_size: int = BATCH_SENTENCES
     ) -> list[ReferenceScore]:
         """The model's log-probability of each reference given its source (teacher-forced,
         as fairseq's and Sockeye's reference scoring)."""
@@ -469,6 +480,24 @@ class Translator(
         return [
             ReferenceScore(float(r.token_logprobs.sum()), len(r.token_logprobs)) for r in replays
         ]
+
+
+def _hub_download(repo_id: str, options: dict[str, Any]) -> str:
+    """A Hub repository's files in the Hub's cache (`options`: revision, token, cache_dir,
+    force_download, local_files_only)."""
+    from huggingface_hub import snapshot_download
+
+    wanted = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+    unknown = sorted(set(options) - set(wanted))
+    if unknown:
+        raise TypeError(f"from_pretrained: unknown option(s) {', '.join(unknown)}")
+    try:
+        return snapshot_download(repo_id, **{k: options[k] for k in wanted if k in options})
+    except (OSError, ValueError) as exc:  # the Hub's errors derive from these
+        raise CheckpointError(
+            f"{repo_id}: no such file or folder here, and not downloadable from the "
+            f"Hugging Face Hub ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def translation_payload(path: str | Path) -> dict[str, Any]:
