@@ -261,7 +261,7 @@ def bleu(hypotheses: Path, references: Path) -> tuple[float, str]:
 def translate_side(side: str, work: Path, venv: Path, updates: int) -> dict:
     """Start-up (the first sentence alone), then greedy and beam over the test set."""
     found: dict = {}
-    for name, beam, src in translations(work):
+    for name, beam, src in translations(work, side):
         out = work / side / f"{name}.de"
         command = translate_command(side, work, venv, updates, beam, src, out)
         done = run(command, work / side / "logs" / f"translate_{name}.log", side == "onmt")
@@ -270,7 +270,7 @@ def translate_side(side: str, work: Path, venv: Path, updates: int) -> dict:
             "wall_s": round(done.wall_s, 2),
             "peak_rss_mib": round(done.peak_rss_mib, 1),
         }
-        if name in SEARCHES:
+        if name != "first":
             score, signature = bleu(out, work / "data" / f"{TEST}.de")
             generation = done.wall_s - found["first"]["wall_s"]
             found[name].update(generation_s=round(generation, 2), bleu=score, signature=signature)
@@ -427,7 +427,7 @@ def plan(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]) -> 
             steps += [shell_line(c, True) for c in onmt_train_commands(work, venv)]
         else:
             steps.append(shell_line(our_train_command(work, args.data_root, args.updates)))
-        for name, beam, src in translations(work):
+        for name, beam, src in translations(work, side):
             out = work / side / f"{name}.de"
             command = translate_command(side, work, venv, args.updates, beam, src, out)
             steps.append(shell_line(command, onmt))

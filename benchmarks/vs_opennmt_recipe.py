@@ -18,8 +18,11 @@ ONMT_DEPS = [
     *("fasttext-wheel", "spacy", "six", "sentencepiece"),
 ]
 LOG_EVERY = 50  # updates per log interval, both toolkits; the first interval is the warm-up
-BATCH, BEAM = 64, 5
+BATCH, BEAM = 64, 5  # training batch (sentences) of both; beam size
+DECODE_BATCH = 128  # sentences a translation batch, both toolkits (seq2seq's default)
 SEARCHES = {"greedy": 1, f"beam{BEAM}": BEAM}
+# seq2seq again over the whole target vocabulary: the BLEU its shortlist must stay near
+FULL_VOCABULARY = {f"{name}_full": beam for name, beam in SEARCHES.items()}
 TEST = "test_2016_flickr"
 CORPUS = [f"{split}.{lang}" for split in ("train", "val", TEST) for lang in ("en", "de")]
 
@@ -70,27 +73,31 @@ def onmt_train_commands(work: Path, venv: Path) -> list[list[str]]:
 def translate_command(
     side: str, work: Path, venv: Path, updates: int, beam: int, src: Path, out: Path
 ) -> list[str]:
-    """One toolkit's translation of `src` into `out` (beam 1: greedy), 64 sentences a batch."""
+    """One toolkit's translation of `src` into `out` (beam 1: greedy) with its final
+    model, DECODE_BATCH sentences a batch; seq2seq over the full vocabulary for `full`."""
     if side == "seq2seq":
-        checkpoint = work / "seq2seq" / "run" / "checkpoints" / "last.pt"
+        checkpoint = work / "seq2seq" / "run" / "checkpoints" / "best.pt"  # the final weights
         search = ["greedy"] if beam == 1 else ["beam", "--beam-size", str(beam)]
         return [
             *(sys.executable, "-m", "seq2seq.commands.translate", "--checkpoint", str(checkpoint)),
-            *("-i", str(src), "-o", str(out), "--batch-size", str(BATCH), "--search", *search),
+            *("-i", str(src), "-o", str(out), "--batch-size", str(DECODE_BATCH)),
+            *("--search", *search, *(["--no-shortlist"] if out.stem in FULL_VOCABULARY else [])),
         ]
     spm = str(work / "onmt" / "spm.model")
     checkpoint = work / "onmt" / "run" / f"model_step_{updates}.pt"
     return [
         *(str(venv / "bin" / "onmt_translate"), "-model", str(checkpoint), "-src", str(src)),
-        *("-output", str(out), "-beam_size", str(beam), "-batch_size", str(BATCH)),
+        *("-output", str(out), "-beam_size", str(beam), "-batch_size", str(DECODE_BATCH)),
         *("-transforms", "sentencepiece", "-src_subword_model", spm, "-tgt_subword_model", spm),
     ]
 
 
-def translations(work: Path) -> list[tuple[str, int, Path]]:
-    """(name, beam, source) of each translation run: start-up first, then the test set."""
+def translations(work: Path, side: str) -> list[tuple[str, int, Path]]:
+    """(name, beam, source) of each translation run: start-up first, then the test set
+    (for seq2seq, then again over the full vocabulary)."""
     data = work / "data"
-    tests = [(name, beam, data / f"{TEST}.en") for name, beam in SEARCHES.items()]
+    runs = {**SEARCHES, **(FULL_VOCABULARY if side == "seq2seq" else {})}
+    tests = [(name, beam, data / f"{TEST}.en") for name, beam in runs.items()]
     return [("first", 1, data / "first.en"), *tests]
 
 

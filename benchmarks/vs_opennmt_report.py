@@ -8,7 +8,7 @@ import json
 import re
 import statistics
 
-from vs_opennmt_recipe import LOG_EVERY, SEARCHES
+from vs_opennmt_recipe import FULL_VOCABULARY, LOG_EVERY, SEARCHES
 
 OUR_LOOP = re.compile(r"\d+ batches per epoch \(\d+ updates\)")
 OUR_END = re.compile(r"stopping: reached trainer\.max_steps=")
@@ -31,6 +31,10 @@ ROWS = [  # key, label, better: "higher"/"lower" (a ratio), "bleu" (a difference
             (f"{search}_bleu", f"{search}: BLEU", "bleu"),
             (f"{search}_peak_rss_mib", f"{search}: peak RSS, MiB", "lower"),
         )
+    ),
+    *(
+        (f"{name}_bleu", f"{name.removesuffix('_full')}: BLEU, seq2seq full vocabulary", None)
+        for name in FULL_VOCABULARY
     ),
 ]
 
@@ -117,4 +121,7 @@ def measures(result: dict | None) -> dict[str, float]:
     for name in SEARCHES:
         for key in ("wall_s", "generation_s", "bleu", "peak_rss_mib"):
             row[f"{name}_{key}"] = translate[name][key]
+    for name in FULL_VOCABULARY:
+        if name in translate:
+            row[f"{name}_bleu"] = translate[name]["bleu"]
     return row

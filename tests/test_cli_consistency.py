@@ -83,14 +83,14 @@ def test_every_command_answers_version(name, capsys, monkeypatch):
 # ---------------------------------------------------------------------- --help
 HELP = {  # command line → phrases its help must hold (wrapping undone)
     ("seq2seq-translate", "--help"): [
-        "--batch-size BATCH_SIZE sentences per batch (default: 64)",
+        "--batch-size BATCH_SIZE sentences per batch (default: 128)",
         "--chunk-lines CHUNK_LINES lines read and translated at a time (default: 2000)",
         "--max-length MAX_LENGTH most tokens generated per sentence (default: 200)",
         "--precision {fp32,bf16,fp16,auto}",
         "fp16: autocast on a CUDA GPU (default: auto)",
         "[--search beam] (default: 5)",  # --beam-size: the strategy's own default
     ],
-    ("seq2seq-bleu", "--help"): ["(train, dev, test) (default: test)", "(default: 64)"],
+    ("seq2seq-bleu", "--help"): ["(train, dev, test) (default: test)", "(default: 128)"],
     ("seq2seq-tokenize", "train", "--help"): [
         "--vocab-size VOCAB_SIZE pieces in the vocabulary (default: 8000)",
         "--joint, --no-joint",

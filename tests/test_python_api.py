@@ -118,6 +118,7 @@ def test_the_folder_holds_safetensors_json_tokenizer_and_a_card(exported):
         "README.md",
         "config.json",
         "model.safetensors",
+        "shortlist.safetensors",
         "tokenizer",
     ]
     config = json.loads((exported / "config.json").read_text(encoding="utf-8"))

@@ -153,7 +153,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=positive_int,
         default=BATCH_SENTENCES,
-        help=f"sentences per batch (default {BATCH_SENTENCES})",
+        help="sentences per batch",
     )
     add_device_argument(parser)
     parser.add_argument(
