@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_module
 
-from seq2seq.hardware import cpu_description
+from seq2seq.data.reading import CorpusError
+from seq2seq.hardware import cpu_description, tune_allocator
 from seq2seq.nn.encoder import EncoderOutput
 from seq2seq.training.trainer import Trainer
 from seq2seq.training.update import token_loss
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="write the results as JSON here too")
     parser.add_argument("overrides", nargs="*", help="config overrides (after --)")
     args = parser.parse_args(argv)
+    tune_allocator()  # as every seq2seq command does
     with initialize_config_module(config_module="seq2seq.conf", version_base="1.3"):
         cfg = compose(
             config_name="config",
@@ -164,4 +166,7 @@ def table(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except (CorpusError, ValueError) as exc:  # missing corpus, bad override: one line
+        raise SystemExit(f"train_profile: {exc}") from None

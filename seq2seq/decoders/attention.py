@@ -140,20 +140,23 @@ class AttentionDecoder(nn.Module):
             h, _ = self.rnn(emb, None, state[0])
             return self.dropout(self._attend(h, enc)[0])
         # The embeddings' share of the first layer's input projection, for all steps at once.
-        bias = self.rnn.known_input_bias(emb)
+        known = self.rnn.known_input(emb)
         features = []
         for t in range(emb.size(1)):
-            out, state = self._step(emb[:, t], enc, state, None if bias is None else bias[:, t])
+            step_known = None if known is None else (known[0][:, t], known[1])
+            out, state = self._step(emb[:, t], enc, state, step_known)
             features.append(out)
         return torch.stack(features, dim=1)
 
     def step(self, emb: Tensor, enc: EncoderOutput, state):
         return self._step(emb, enc, state)
 
-    def _step(self, emb: Tensor, enc: EncoderOutput, state, input_bias: Tensor | None = None):
+    def _step(
+        self, emb: Tensor, enc: EncoderOutput, state, known: tuple[Tensor, Tensor] | None = None
+    ):
         rnn_state, feed, _ = state
-        if input_bias is not None:
-            h, rnn_state = self.rnn.step(feed, rnn_state, input_bias)
+        if known is not None:
+            h, rnn_state = self.rnn.step(feed, rnn_state, known)
         else:
             x = torch.cat([emb, feed], dim=-1) if self.input_feed else emb
             h, rnn_state = self.rnn.step(x, rnn_state)

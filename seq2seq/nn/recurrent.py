@@ -275,31 +275,35 @@ class RecurrentStack(nn.Module):
         return x, finals
 
     def step(
-        self, x: Tensor, state: list[list[State]], input_bias: Tensor | None = None
+        self,
+        x: Tensor,
+        state: list[list[State]],
+        known: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, list[list[State]]]:
         """One time step through every layer (unidirectional stacks only: decoders).
 
-        With `input_bias` (from `known_input_bias`), x holds only the first layer's
-        remaining input features (see `FusedCell.step_with_input_bias`).
+        With `known` (this step's bias and the weights, from `known_input`), x holds only
+        the first layer's remaining input features (see `FusedCell.step_with_input_bias`).
         """
         new_state = []
         for index, layer in enumerate(self.layers):
             if index > 0:
                 x = self.dropout(x)
-            if index == 0 and input_bias is not None:
-                x, layer_state = layer[0].step_with_input_bias(x, state[0][0], input_bias)
+            if index == 0 and known is not None:
+                x, layer_state = layer[0].step_with_input_bias(x, state[0][0], *known)
             else:
                 x, layer_state = self._step_fn(layer[0])(x, state[index][0])
             new_state.append([layer_state])
         return x, new_state
 
-    def known_input_bias(self, known: Tensor) -> Tensor | None:
-        """The first layer's projection of inputs known for all steps in advance, or None
-        where that shortcut is off (plain path, compiled steps, cells without it)."""
+    def known_input(self, known: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The first layer's projection of inputs known for all steps in advance [B, T,
+        gates·H] and its weights for the other inputs, or None where that shortcut is off
+        (plain path, compiled steps, cells without it)."""
         first = self.layers[0][0]
-        if not self.fused or self.compile_cell or not hasattr(first, "known_input_bias"):
+        if not self.fused or self.compile_cell or not hasattr(first, "known_input"):
             return None
-        return first.known_input_bias(known)
+        return first.known_input(known)
 
 
 def compile_cells(module: nn.Module, mode: bool | str = True) -> None:
