@@ -119,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(cut: list[dict[str, float]], plain: list[dict[str, float]]) -> dict:
-    """Seconds per update of each part (mean), its share of the cut update, tok/s."""
+    """Seconds per update of each part (median: robust to a busy moment), its share of
+    the cut update, tok/s."""
     keys = [k for k in cut[0] if k != "tokens"]
-    seconds = {k: statistics.fmean(c[k] for c in cut) for k in keys}
+    seconds = {k: statistics.median(c[k] for c in cut) for k in keys}
     total = sum(seconds.values())
     parts = {}
     for part in PARTS:
@@ -132,13 +133,13 @@ def summarise(cut: list[dict[str, float]], plain: list[dict[str, float]]) -> dic
             **{k.removeprefix(part).strip() or "all": 1000 * v for k, v in found.items()},
         }
     tokens = statistics.fmean(c["tokens"] for c in cut)
-    plain_s = statistics.fmean(p["total"] for p in plain)
+    plain_s = statistics.median(p["total"] for p in plain)
     return {
         "parts": parts,
         "cut_update_ms": 1000 * total,
         "plain_update_ms": 1000 * plain_s,
         "tgt_tokens_per_update": tokens,
-        "plain_tgt_tok_s": statistics.fmean(p["tokens"] for p in plain) / plain_s,
+        "plain_tgt_tok_s": statistics.median(p["tokens"] / p["total"] for p in plain),
     }
 
 
