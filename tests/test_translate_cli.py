@@ -159,8 +159,14 @@ def test_line_invariant_stdin_stdout_console_script(
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # A locale that is not UTF-8 must not change the output encoding.
     env["PYTHONIOENCODING"] = "latin-1"
-    proc = subprocess.run(
-        [console_script("seq2seq-translate"), "--checkpoint", str(checkpoint)],
+    proc = subprocess.run(  # fp32 as in-process (tests hide native bf16 from `auto`)
+        [
+            console_script("seq2seq-translate"),
+            "--checkpoint",
+            str(checkpoint),
+            "--precision",
+            "fp32",
+        ],
         input=corpus.file_bytes(),
         capture_output=True,
         env=env,

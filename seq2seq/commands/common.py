@@ -234,15 +234,19 @@ def load_translator(
     from seq2seq.translation.translator import Translator
 
     device = check_device(args.device, "--device")
-    precision = decoding_precision(device, args.precision, getattr(args, "quantize", "none"))
+    quantize = getattr(args, "quantize", "none")
+    if args.precision != "auto":  # a precision this machine lacks fails before the model loads
+        decoding_precision(device, args.precision, quantize)
     if args.threads:
         torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
-    translator.precision = precision
+    # auto always resolves; its choice is logged once the model is there, so that a bad
+    # --checkpoint is answered by its one error line alone
+    translator.precision = decoding_precision(device, args.precision, quantize)
     if getattr(args, "no_shortlist", False):
         translator.shortlist = None
-    if getattr(args, "quantize", "none") != "none":
-        translator.quantize(args.quantize)
+    if quantize != "none":
+        translator.quantize(quantize)
     return translator
 
 
@@ -338,11 +342,38 @@ def describe_error(exc: BaseException) -> str:
     return str(exc)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is logged, not when the handler
+    was made: a command run in-process (tests, notebooks) may have replaced it since."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """INFO and above to stderr, once per process. Handlers left writing to a closed
+    stream (a Hydra command run in-process before this one sets some up) are dropped:
+    each record would otherwise print a logging error."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
+    if any(isinstance(h, _CurrentStderr) for h in root.handlers):
+        return
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def run_cli(body: Callable[[], int | None]) -> None:
     """Turn known user errors into one clear line on stderr and exit status 2."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    _log_to_stderr()
     tune_allocator()
     try:
         sys.exit(body() or 0)
