@@ -235,14 +235,13 @@ def load_translator(
 
     device = check_device(args.device, "--device")
     quantize = getattr(args, "quantize", "none")
-    if args.precision != "auto":  # a precision this machine lacks fails before the model loads
-        decoding_precision(device, args.precision, quantize)
+    precision = None  # auto always resolves: its choice is logged once the model is there,
+    if args.precision != "auto":  # so that a bad --checkpoint is one error line alone
+        precision = decoding_precision(device, args.precision, quantize)  # fails early
     if args.threads:
         torch.set_num_threads(args.threads)
     translator = Translator.from_checkpoints(checkpoints or args.checkpoint, device=str(device))
-    # auto always resolves; its choice is logged once the model is there, so that a bad
-    # --checkpoint is answered by its one error line alone
-    translator.precision = decoding_precision(device, args.precision, quantize)
+    translator.precision = precision or decoding_precision(device, "auto", quantize)
     if getattr(args, "no_shortlist", False):
         translator.shortlist = None
     if quantize != "none":
