@@ -177,8 +177,13 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens: Tensor, enc: EncoderOutput, state) -> tuple[Tensor, Any]:
         """Log-probabilities [B, V] of the next token given the previous tokens [B]."""
-        features, state = self.decoder.step(self.tgt_embedding(tokens), enc, state)
+        features, state = self.step_features(tokens, enc, state)
         return torch.log_softmax(self.output_layer(features).float(), dim=-1), state
+
+    def step_features(self, tokens: Tensor, enc: EncoderOutput, state) -> tuple[Tensor, Any]:
+        """The decoder's output features [B, H] after the previous tokens [B] (what the
+        output layer scores; a vocabulary shortlist scores only some of it)."""
+        return self.decoder.step(self.tgt_embedding(tokens), enc, state)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -79,10 +79,10 @@ def learn_shortlist(
         src_seen.append(s)
         tgt_seen.append(t)
         keys.append((s[:, None] * (1 << 32) + t[None, :]).ravel())
-    pairs, together = np.unique(np.concatenate(keys or [np.zeros(0, np.int64)]), return_counts=True)
+    pairs, together = np.unique(_joined(keys), return_counts=True)
     s_of, t_of = pairs >> 32, pairs & 0xFFFFFFFF
-    s_count = np.bincount(np.concatenate(src_seen or [np.zeros(0, np.int64)]), minlength=src_vocab)
-    t_all = np.concatenate(tgt_seen or [np.zeros(0, np.int64)])
+    s_count = np.bincount(_joined(src_seen), minlength=src_vocab)
+    t_all = _joined(tgt_seen)
     t_count = np.bincount(t_all, minlength=int(t_all.max(initial=0)) + 1)
     dice = 2 * together / (s_count[s_of] + t_count[t_of])
     order = np.lexsort((-dice, s_of))  # by source token, best first
@@ -93,6 +93,10 @@ def learn_shortlist(
     table[s_sorted[kept], rank[kept]] = t_of[order][kept]
     most = np.argsort(-t_count, kind="stable")[:frequent]
     return Shortlist(torch.from_numpy(table), torch.from_numpy(most[t_count[most] > 0]))
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
 
 
 class Shortlisted(nn.Module):
@@ -128,8 +132,7 @@ class Shortlisted(nn.Module):
 
     def decode_step(self, tokens: Tensor, enc, state) -> tuple[Tensor, Any]:
         """tokens [B] (candidate positions) → log-probabilities [B, C] over the candidates."""
-        emb = self.model.tgt_embedding(self.ids[tokens])
-        features, state = self.model.decoder.step(emb, enc, state)
+        features, state = self.model.step_features(self.ids[tokens], enc, state)
         logits = nn.functional.linear(features, self.weight, self.bias).float()
         logits = logits.masked_fill(~enc.extras[ALLOWED], -float("inf"))
         return torch.log_softmax(logits, dim=-1), state
