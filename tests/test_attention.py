@@ -196,3 +196,29 @@ def test_fast_input_feeding_equals_the_plain_path(cell):
     assert fast_grads.keys() == plain_grads.keys()
     for name in fast_grads:
         torch.testing.assert_close(fast_grads[name], plain_grads[name], atol=1e-5, rtol=1e-4)
+
+
+def test_mlp_attention_equals_the_tanh_formula():
+    """The sigmoid form of additive attention gives Bahdanau's softmax(v·tanh(Uk + Wq)),
+    weights and gradients alike."""
+    from seq2seq.decoders.attention import Attention
+
+    torch.manual_seed(0)
+    attention = Attention("mlp", query_size=6, key_size=5, attention_size=7)
+    states = torch.randn(3, 4, 5)
+    query = torch.randn(3, 2, 6, requires_grad=True)
+    mask = torch.tensor([[True] * 4, [True, True, True, False], [True, False, False, False]])
+    context, weights = attention(query, attention.prepare(states), states, mask)
+
+    hidden = torch.tanh(
+        attention.key_proj(states).unsqueeze(1) + attention.query_proj(query).unsqueeze(2)
+    )
+    scores = attention.v(hidden).squeeze(-1).masked_fill(~mask.unsqueeze(1), -float("inf"))
+    expected = torch.softmax(scores, dim=-1)
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(context, torch.bmm(expected, states))
+    assert torch.all(weights[2, :, 1:] == 0)
+
+    (grad,) = torch.autograd.grad(context.sum(), query, retain_graph=True)
+    (expected_grad,) = torch.autograd.grad(torch.bmm(expected, states).sum(), query)
+    torch.testing.assert_close(grad, expected_grad)

@@ -25,7 +25,7 @@ from seq2seq.search import Hypothesis
 TOP_K = 50  # target tokens kept per source token
 FREQUENT = 100  # most frequent target tokens, always candidates
 MAX_PAIRS = 200_000  # sentence pairs the statistics are counted on (evenly spaced)
-ALLOWED = "shortlist_allowed"  # the encoder output's extra: [B, C] candidates per sentence
+ROW_BIAS = "shortlist_bias"  # the encoder output's extra: [B, C] output bias, -inf if forbidden
 
 
 @dataclass
@@ -107,13 +107,17 @@ class Shortlisted(nn.Module):
     def __init__(self, model: nn.Module, ids: Tensor, allowed: Tensor) -> None:
         super().__init__()
         device = next(model.parameters()).device
-        self.model, self.ids, self.allowed = model, ids.to(device), allowed.to(device)
+        self.model, self.ids = model, ids.to(device)
         layer = model.output_layer
         weight = layer.weight() if callable(layer.weight) else layer.weight  # int8: packed
         weight = weight.dequantize() if weight.is_quantized else weight
         bias = layer.bias() if callable(layer.bias) else layer.bias
         self.weight = weight.index_select(0, self.ids)
-        self.bias = None if bias is None else bias.index_select(0, self.ids)
+        # The sentence's own output bias, -inf on what it may not produce: the output
+        # product starts from it, so forbidding costs no extra pass over the logits.
+        kept = torch.zeros(len(ids), dtype=weight.dtype, device=device)
+        kept = kept if bias is None else bias.index_select(0, self.ids).to(weight.dtype)
+        self.row_bias = kept.masked_fill(~allowed.to(device), -float("inf"))
 
     @property
     def spec(self):
@@ -121,7 +125,7 @@ class Shortlisted(nn.Module):
 
     def encode(self, src: Tensor, src_lengths: Tensor):
         enc = self.model.encode(src, src_lengths)
-        enc.extras[ALLOWED] = self.allowed  # per sentence: the search reorders it with enc
+        enc.extras[ROW_BIAS] = self.row_bias  # per sentence: the search reorders it with enc
         return enc
 
     def init_state(self, enc):
@@ -133,8 +137,7 @@ class Shortlisted(nn.Module):
     def decode_step(self, tokens: Tensor, enc, state) -> tuple[Tensor, Any]:
         """tokens [B] (candidate positions) → log-probabilities [B, C] over the candidates."""
         features, state = self.model.step_features(self.ids[tokens], enc, state)
-        logits = nn.functional.linear(features, self.weight, self.bias).float()
-        logits = logits.masked_fill(~enc.extras[ALLOWED], -float("inf"))
+        logits = torch.addmm(enc.extras[ROW_BIAS], features, self.weight.t()).float()
         return torch.log_softmax(logits, dim=-1), state
 
 
