@@ -28,9 +28,9 @@ from seq2seq.translation.translator import Translator
 # name → (shortlist, quantize, batch size); the first is the plain path the others replace
 OPTIONS = {
     "full vocabulary, 64 a batch": (False, "none", 64),
-    "full vocabulary, 128 a batch": (False, "none", 128),
+    "full vocabulary, 128 a batch (default)": (False, "none", 128),
     "shortlist, 64 a batch": (True, "none", 64),
-    "shortlist, 128 a batch (default)": (True, "none", 128),
+    "shortlist, 128 a batch": (True, "none", 128),
     "full vocabulary, int8, 128 a batch": (False, "int8", 128),
     "shortlist, int8, 128 a batch": (True, "int8", 128),
 }
@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = {}
     for name, (shortlist, quantize, _) in OPTIONS.items():
         translator = Translator.from_pretrained(args.checkpoint, precision="fp32")
-        if not shortlist:
-            translator.shortlist = None
+        translator.use_shortlist = shortlist
         variants[name] = translator.quantize(quantize) if quantize != "none" else translator
     best: dict[tuple[str, str], float] = {}
     outputs: dict[tuple[str, str], list[str]] = {}

@@ -8,7 +8,7 @@ import json
 import re
 import statistics
 
-from vs_opennmt_recipe import FULL_VOCABULARY, LOG_EVERY, SEARCHES
+from vs_opennmt_recipe import LOG_EVERY, SEARCHES, SHORTLISTED
 
 OUR_LOOP = re.compile(r"\d+ batches per epoch \(\d+ updates\)")
 OUR_END = re.compile(r"stopping: reached trainer\.max_steps=")
@@ -33,8 +33,12 @@ ROWS = [  # key, label, better: "higher"/"lower" (a ratio), "bleu" (a difference
         )
     ),
     *(
-        (f"{name}_bleu", f"{name.removesuffix('_full')}: BLEU, seq2seq full vocabulary", None)
-        for name in FULL_VOCABULARY
+        row
+        for name, search in ((n, n.removesuffix("_shortlist")) for n in SHORTLISTED)
+        for row in (
+            (f"{name}_wall_s", f"{search}: with start-up, seq2seq --shortlist, s", None),
+            (f"{name}_bleu", f"{search}: BLEU, seq2seq --shortlist", None),
+        )
     ),
 ]
 
@@ -121,7 +125,8 @@ def measures(result: dict | None) -> dict[str, float]:
     for name in SEARCHES:
         for key in ("wall_s", "generation_s", "bleu", "peak_rss_mib"):
             row[f"{name}_{key}"] = translate[name][key]
-    for name in FULL_VOCABULARY:
+    for name in SHORTLISTED:
         if name in translate:
+            row[f"{name}_wall_s"] = translate[name]["wall_s"]
             row[f"{name}_bleu"] = translate[name]["bleu"]
     return row

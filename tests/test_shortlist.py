@@ -55,9 +55,8 @@ def test_a_shortlist_of_everything_decodes_as_the_full_vocabulary(
     attention_run: Path, sources, search, options
 ):
     translator = Translator.from_pretrained(attention_run, precision="fp32")
-    translator.shortlist = None
     plain = translator.translate(sources, search=search, batch_size=16, **options)
-    translator.shortlist = _full(translator)
+    translator.shortlist, translator.use_shortlist = _full(translator), True
     listed = translator.translate(sources, search=search, batch_size=16, **options)
     assert [t.text for t in listed] == [t.text for t in plain]
     assert [t.score for t in listed] == pytest.approx([t.score for t in plain], abs=1e-4)
@@ -69,7 +68,8 @@ def test_a_learnt_shortlist_is_saved_and_independent_of_the_batch(
     payload = load_checkpoint(attention_run / "checkpoints" / "best.pt")
     assert payload["shortlist"]["table"].shape[0] == payload["model_spec"]["src_vocab_size"]
     translator = Translator.from_pretrained(attention_run, precision="fp32")
-    assert translator.shortlist is not None
+    assert translator.shortlist is not None and not translator.use_shortlist
+    translator.use_shortlist = True
     together = translator.translate(sources, search="beam", beam_size=3)
     alone = [translator.translate(line, search="beam", beam_size=3) for line in sources[:8]]
     assert [t.text for t in alone] == [t.text for t in together[:8]]
@@ -77,23 +77,36 @@ def test_a_learnt_shortlist_is_saved_and_independent_of_the_batch(
 
     translator.save_pretrained(tmp_path / "model")
     shared = Translator.from_pretrained(tmp_path / "model", precision="fp32")
+    shared.use_shortlist = True
     assert torch.equal(shared.shortlist.table, translator.shortlist.table)
     assert [t.text for t in shared.translate(sources)] == [
         t.text for t in translator.translate(sources)
     ]
 
 
-def test_no_shortlist_on_the_command_line(attention_run: Path, sources, tmp_path: Path, capsys):
+def test_shortlist_on_the_command_line(attention_run: Path, sources, tmp_path: Path, capsys):
+    """Off by default; --shortlist decodes as the Python API with use_shortlist does, and
+    a model without a shortlist is one clear error line."""
     source = tmp_path / "in.en"
     source.write_text("\n".join(sources) + "\n", encoding="utf-8")
-    for flags, shortlist in (([], True), (["--no-shortlist"], False)):
+    for flags, shortlist in (([], False), (["--shortlist"], True)):
         out = tmp_path / f"out{len(flags)}.de"
         argv = ["--checkpoint", str(attention_run), "-i", str(source), "-o", str(out)]
         with pytest.raises(SystemExit) as done:
             translate_main([*argv, "--precision", "fp32", *flags])
         assert done.value.code == 0
         translator = Translator.from_pretrained(attention_run, precision="fp32")
-        if not shortlist:
-            translator.shortlist = None
+        translator.use_shortlist = shortlist
         expected = [t.text for t in translator.translate(sources)]
         assert out.read_text(encoding="utf-8").splitlines() == expected
+
+    bare = Translator.from_pretrained(attention_run, precision="fp32")
+    bare.shortlist = None
+    bare.save_pretrained(tmp_path / "bare")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        translate_main(["--checkpoint", str(tmp_path / "bare"), "-i", str(source), "--shortlist"])
+    assert done.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--shortlist" in err[0] and "no vocabulary shortlist" in err[0]
+    assert "Traceback" not in err[0]

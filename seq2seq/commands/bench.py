@@ -173,8 +173,6 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         if args.checkpoint:
             translator = Translator.from_checkpoints([args.checkpoint], str(trainer.device))
             set_fused(translator.model, not args.plain)
-            if args.plain:
-                translator.shortlist = None  # the plain path scores the whole vocabulary
         else:
             translator = Translator(
                 trainer.model.eval(), trainer.data.src_tokenizer, trainer.data.tgt_tokenizer
