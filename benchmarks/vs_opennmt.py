@@ -452,14 +452,9 @@ def update_count(text: str) -> int:
     return value
 
 
-def at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("at least 1")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from seq2seq.commands.common import positive_int
+
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -488,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--repeats",
-        type=at_least_one,
+        type=positive_int,
         default=3,
         help="runs of each translation command; the fastest counts (default: 3)",
     )

@@ -102,7 +102,6 @@ def test_confidence_is_the_greedy_search_own_log_probability_per_token(memorised
     lower."""
     run, src, _ = memorised
     translator = Translator.from_checkpoint(run / "checkpoints" / "best.pt")
-    translator.shortlist = None  # the replay scores the whole vocabulary; so must the search
     found = translator.translate(src, confidence=True)
     hyps = translator.hypotheses(src)
     ended = 0

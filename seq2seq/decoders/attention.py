@@ -46,9 +46,10 @@ class Attention(nn.Module):
     def prepare(self, states: Tensor) -> Tensor:
         """Keys [B, S, K'] from the encoder states; computed once, reused at every step
         (for `mlp`, doubled: see `forward`)."""
-        if self.score == "mlp":
-            return 2 * self.key_proj(states)
-        return states if self.score == "dot" else self.key_proj(states)
+        if self.score == "dot":
+            return states
+        keys = self.key_proj(states)
+        return 2 * keys if self.score == "mlp" else keys
 
     def forward(
         self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
