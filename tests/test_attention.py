@@ -16,6 +16,8 @@ DECODERS = [
     ("luong", {}),
     ("luong", {"score": "dot", "input_feed": False}),
     ("luong", {"score": "general", "input_feed": False, "bridge": "last"}),
+    ("bahdanau", {"bridge": "learned_full", "attention_output": "linear"}),
+    ("luong", {"input_feed": False, "bridge": "learned_full", "attention_output": "linear"}),
 ]
 
 
@@ -95,11 +97,88 @@ def test_keys_are_projected_once_and_follow_reordering():
         ("bahdanau", {"score": "cosine"}, "attention score must be one of"),
         ("bahdanau", {"bridge": "last"}, "bridge 'last'"),
         ("bahdanau", {"bridge": "mean"}, "decoder bridge must be one of"),
+        ("bahdanau", {"attention_output": "relu"}, "attention_output must be one of"),
     ],
 )
 def test_bad_decoder_options_are_named(decoder, options, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(decoder, options, encoder_hidden_size=8)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_encoder_memory_is_each_sentences_own_final_cell_state(fused):
+    """The LSTM's final c of each direction, joined like the summary, at each sentence's
+    own length: padding in a batch changes nothing."""
+    model = tiny_model("bahdanau", {}, fused=fused).eval()
+    src, lengths, _ = batch()
+    with torch.no_grad():
+        enc = model.encode(src, lengths)
+        for row in range(3):
+            alone = model.encode(src[row : row + 1, : lengths[row]], lengths[row : row + 1])
+            torch.testing.assert_close(enc.memory[row], alone.memory[0], atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(enc.summary[row], alone.summary[0], atol=1e-6, rtol=1e-5)
+    assert enc.memory.shape == (3, 24)
+    assert not torch.allclose(enc.memory, enc.summary)
+    assert tiny_model("bahdanau", {}, cell="gru").encode(src, lengths).memory is None
+
+
+def test_full_bridge_maps_the_encoders_final_h_and_c():
+    """OpenNMT-py's bridge: h = ReLU(W_h summary + b), c = ReLU(W_c memory + b), per layer;
+    the plain learned bridge sets h = tanh(W summary + b) and leaves c at zero."""
+    src, lengths, _ = batch()
+    full = tiny_model("bahdanau", {"bridge": "learned_full"}).eval()
+    with torch.no_grad():
+        enc = full.encode(src, lengths)
+        state = full.init_state(enc)[0]
+        h = torch.relu(full.decoder.bridge(enc.summary)).split(24, dim=-1)
+        c = torch.relu(full.decoder.memory_bridge(enc.memory)).split(24, dim=-1)
+    for layer in range(2):
+        torch.testing.assert_close(state[layer][0][0], h[layer])
+        torch.testing.assert_close(state[layer][0][1], c[layer])
+    assert all((layer[0][1] > 0).any() for layer in state)
+    plain = tiny_model("bahdanau", {}).eval()
+    with torch.no_grad():
+        enc = plain.encode(src, lengths)
+        state = plain.init_state(enc)[0]
+        h = torch.tanh(plain.decoder.bridge(enc.summary)).split(24, dim=-1)
+    for layer in range(2):
+        torch.testing.assert_close(state[layer][0][0], h[layer])
+        assert state[layer][0][1].abs().max() == 0
+
+
+def test_linear_attention_output_is_affine():
+    """attention_output=linear: the attentional vector is W [context; h] + b, unbounded,
+    where the default squashes it through tanh (no bias)."""
+    src, lengths, tgt = batch()
+    vectors = {}
+    for output in ("tanh", "linear"):
+        model = tiny_model("bahdanau", {"attention_output": output}, layers=1).eval()
+        with torch.no_grad():
+            model.decoder.combine.weight.mul_(50)
+            enc = model.encode(src, lengths)
+            vectors[output], _ = model.decode_step(tgt[:, 0], enc, model.init_state(enc))[1][1:]
+        assert (model.decoder.combine.bias is None) == (output == "tanh")
+    assert vectors["tanh"].abs().max() <= 1
+    assert vectors["linear"].abs().max() > 1
+
+
+@pytest.mark.parametrize("output_dropout,dropped", [(None, True), (0.0, False)])
+def test_encoder_output_dropout_is_its_own_setting(output_dropout, dropped):
+    """model.encoder_output_dropout: null keeps model.dropout on the encoder's outputs;
+    0 leaves them whole in training (OpenNMT-py applies none there)."""
+    model = tiny_model(
+        "bahdanau",
+        {},
+        layers=1,  # no dropout between layers
+        dropout=0.5,
+        embedding_dropout=0.0,
+        encoder_output_dropout=output_dropout,
+    ).train()
+    src, lengths, _ = batch()
+    with torch.no_grad():
+        training = model.encode(src, lengths).states
+        whole = model.eval().encode(src, lengths).states
+    assert (not torch.allclose(training, whole)) == dropped
 
 
 def test_tied_embeddings_share_one_matrix():

@@ -52,6 +52,7 @@ class ModelConfig:
     bidirectional: bool = MISSING
     dropout: float = setting(PROBABILITY)
     embedding_dropout: float | None = setting(number(0, 1, off="model.dropout"))
+    encoder_output_dropout: float | None = setting(number(0, 1, off="model.dropout"))
     variational_dropout: bool = MISSING
     tie_embeddings: str = setting(one_of(*TIE_CHOICES))
     decoder: str = setting(Plugin("seq2seq.decoders"))

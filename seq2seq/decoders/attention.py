@@ -20,7 +20,8 @@ from seq2seq.nn.encoder import EncoderOutput
 from seq2seq.nn.recurrent import RecurrentStack, replace_first
 
 SCORES = ("mlp", "dot", "general")
-BRIDGES = ("zero", "last", "learned")
+BRIDGES = ("zero", "last", "learned", "learned_full")
+ATTENTION_OUTPUTS = ("tanh", "linear")
 
 
 class Attention(nn.Module):
@@ -84,10 +85,16 @@ class AttentionDecoder(nn.Module):
         bridge: str = "learned",
         attention_size: int | None = None,
         variational_dropout: bool = False,
+        attention_output: str = "tanh",
     ) -> None:
         super().__init__()
         if bridge not in BRIDGES:
             raise ValueError(f"decoder bridge must be one of {', '.join(BRIDGES)}; got '{bridge}'")
+        if attention_output not in ATTENTION_OUTPUTS:
+            raise ValueError(
+                f"decoder attention_output must be one of {', '.join(ATTENTION_OUTPUTS)}; "
+                f"got '{attention_output}'"
+            )
         if bridge == "last" and encoder_size != hidden_size:
             raise ValueError(
                 f"bridge 'last' copies the encoder's final state ({encoder_size} wide) into the "
@@ -107,10 +114,17 @@ class AttentionDecoder(nn.Module):
             cell_options=cell_options,
             fused=fused,
         )
-        if bridge == "learned":
+        if bridge in ("learned", "learned_full"):
             self.bridge = nn.Linear(encoder_size, hidden_size * num_layers)
+        if bridge == "learned_full":
+            self.memory_bridge = nn.Linear(encoder_size, hidden_size * num_layers)
         self.attention = Attention(score, hidden_size, encoder_size, attention_size or hidden_size)
-        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)
+        # The attentional vector: tanh(W [context; h]) as in Luong et al. and JoeyNMT, or
+        # W [context; h] + b, as OpenNMT-py's MLP attention has it.
+        self.output_tanh = attention_output == "tanh"
+        self.combine = nn.Linear(
+            encoder_size + hidden_size, hidden_size, bias=not self.output_tanh
+        )
         self.dropout = SequenceDropout(dropout, variational_dropout)
 
     # -- state: [rnn state per layer, attentional vector [B, H], attention weights [B, S]]
@@ -121,6 +135,10 @@ class AttentionDecoder(nn.Module):
             enc.extras["keys"] = self.attention.prepare(enc.states)
         batch, device, dtype = enc.states.size(0), enc.states.device, enc.states.dtype
         state = self.rnn.initial_state(batch, device=device, dtype=dtype)
+        feed = enc.states.new_zeros(batch, self.hidden_size)
+        weights = enc.states.new_zeros(batch, enc.states.size(1))
+        if self.bridge_kind == "learned_full":
+            return [self._bridge_full(enc, state), feed, weights]
         if self.bridge_kind == "learned":
             starts = torch.tanh(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
         elif self.bridge_kind == "last":
@@ -129,9 +147,24 @@ class AttentionDecoder(nn.Module):
             starts = None
         if starts is not None:
             state = [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
-        feed = enc.states.new_zeros(batch, self.hidden_size)
-        weights = enc.states.new_zeros(batch, enc.states.size(1))
         return [state, feed, weights]
+
+    def _bridge_full(self, enc: EncoderOutput, state):
+        """OpenNMT-py's bridge: each layer's h = ReLU(W_h·summary + b) and, for an LSTM,
+        c = ReLU(W_c·memory + b) from the encoder's final cell memory."""
+        starts = torch.relu(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
+        if enc.memory is None:
+            return [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
+        memories = torch.relu(self.memory_bridge(enc.memory)).split(self.hidden_size, dim=-1)
+        for layer, c in zip(state, memories, strict=True):
+            if not isinstance(layer[0], tuple) or layer[0][1].shape != c.shape:
+                raise ValueError(
+                    "decoder bridge 'learned_full' needs the same cell in the encoder and the "
+                    "decoder: the decoder's state has no cell memory like the encoder's"
+                )
+        return [
+            [(h, c, *layer[0][2:])] for layer, h, c in zip(state, starts, memories, strict=True)
+        ]
 
     def attention_weights(self, state) -> Tensor:
         return state[2]
@@ -139,7 +172,8 @@ class AttentionDecoder(nn.Module):
     def _attend(self, h: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
         """h [B, T, H] → dropped-out attentional vectors [B, T, H] and weights [B, T, S]."""
         context, weights = self.attention(h, enc.extras["keys"], enc.states, enc.mask)
-        return torch.tanh(self.combine(torch.cat([context, h], dim=-1))), weights
+        vector = self.combine(torch.cat([context, h], dim=-1))
+        return (torch.tanh(vector) if self.output_tanh else vector), weights
 
     def forward(self, emb: Tensor, enc: EncoderOutput, state) -> Tensor:
         if not self.input_feed:
@@ -186,6 +220,7 @@ def bahdanau(
     bridge: str = "learned",
     attention_size: int | None = None,
     variational_dropout: bool = False,
+    attention_output: str = "tanh",
 ) -> AttentionDecoder:
     """Additive (MLP) attention, input feeding on (Bahdanau et al. 2015; as in OpenNMT/Joey)."""
     return AttentionDecoder(**locals())
@@ -205,6 +240,7 @@ def luong(
     input_feed: bool = True,
     bridge: str = "learned",
     variational_dropout: bool = False,
+    attention_output: str = "tanh",
 ) -> AttentionDecoder:
     """Multiplicative attention, 'general' (h·W·k) or 'dot' (Luong et al. 2015)."""
     return AttentionDecoder(**locals())

@@ -17,6 +17,9 @@ class EncoderOutput:
     mask: Tensor  # [B, S] True on real tokens
     summary: Tensor  # [B, D] the whole sentence as one fixed vector
     lengths: Tensor  # [B]
+    # [B, D] the final cell memory beside the hidden state (an LSTM's c), or None for cells
+    # whose state is the hidden state alone; a decoder may initialise its own from it.
+    memory: Tensor | None = None
     # Per-sentence tensors a decoder derives once (e.g. projected attention keys), batch first.
     extras: dict[str, Tensor] = field(default_factory=dict)
 
@@ -27,6 +30,7 @@ class EncoderOutput:
             self.mask.index_select(0, index),
             self.summary.index_select(0, index),
             self.lengths.index_select(0, index.to(self.lengths.device)),
+            None if self.memory is None else self.memory.index_select(0, index),
             {key: value.index_select(0, index) for key, value in self.extras.items()},
         )
 
@@ -44,13 +48,16 @@ class Encoder(nn.Module):
         fused: bool = True,
         embedding_dropout: float | None = None,
         variational_dropout: bool = False,
+        output_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         if embedding_dropout is None:
             embedding_dropout = dropout
         self.embedding_dropout = SequenceDropout(embedding_dropout, variational_dropout)
-        self.dropout = SequenceDropout(dropout, variational_dropout)
+        self.dropout = SequenceDropout(
+            dropout if output_dropout is None else output_dropout, variational_dropout
+        )
         self.rnn = RecurrentStack(
             cell_factory,
             embedding.embedding_dim,
@@ -68,7 +75,20 @@ class Encoder(nn.Module):
         states, finals = self.rnn(x, lengths)
         # The sentence vector: the top layer's final hidden state of each direction.
         summary = torch.cat([first_tensor(s) for s in finals[-1]], dim=-1)
+        memory = final_memory(finals[-1])
         mask = torch.arange(src.size(1), device=src.device).unsqueeze(0) < lengths.to(
             src.device
         ).unsqueeze(1)
-        return EncoderOutput(self.dropout(states), mask, summary, lengths)
+        return EncoderOutput(self.dropout(states), mask, summary, lengths, memory)
+
+
+def final_memory(directions: list) -> Tensor | None:
+    """Each direction's final cell memory (the second state tensor, an LSTM's c), joined
+    like the summary; None where a cell keeps no second tensor of the hidden state's shape."""
+    parts = []
+    for state in directions:
+        second = state[1] if isinstance(state, tuple | list) and len(state) > 1 else None
+        if not isinstance(second, Tensor) or second.shape != first_tensor(state).shape:
+            return None
+        parts.append(second)
+    return torch.cat(parts, dim=-1)

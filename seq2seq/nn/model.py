@@ -34,6 +34,7 @@ class ModelSpec:
     bidirectional: bool = False
     dropout: float = 0.2
     embedding_dropout: float | None = None  # None: same as dropout
+    encoder_output_dropout: float | None = None  # on the encoder's outputs; None: dropout
     variational_dropout: bool = False  # one dropout mask per sentence for every time step
     tie_embeddings: str = "none"  # none | decoder (target embedding = output layer) | all
     decoder: str = "fixed"
@@ -113,6 +114,7 @@ class Seq2Seq(nn.Module):
             fused=spec.fused,
             embedding_dropout=spec.embedding_dropout,
             variational_dropout=spec.variational_dropout,
+            output_dropout=spec.encoder_output_dropout,
         )
         decoder_factory = registry.load("seq2seq.decoders", spec.decoder)
         decoder_args = dict(
