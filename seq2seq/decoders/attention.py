@@ -122,9 +122,7 @@ class AttentionDecoder(nn.Module):
         # The attentional vector: tanh(W [context; h]) as in Luong et al. and JoeyNMT, or
         # W [context; h] + b, as OpenNMT-py's MLP attention has it.
         self.output_tanh = attention_output == "tanh"
-        self.combine = nn.Linear(
-            encoder_size + hidden_size, hidden_size, bias=not self.output_tanh
-        )
+        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=not self.output_tanh)
         self.dropout = SequenceDropout(dropout, variational_dropout)
 
     # -- state: [rnn state per layer, attentional vector [B, H], attention weights [B, S]]
