@@ -105,8 +105,10 @@ class Decoder(Protocol):
 
     `enc` is a `seq2seq.nn.encoder.EncoderOutput`: `states` [B, S, encoder_size]
     (zero on padding), `mask` [B, S] (True on real tokens), `summary`
-    [B, encoder_size], `lengths` [B] and `extras`, a dict where a decoder may keep
-    per-sentence tensors it derives once (batch first: search reorders them).
+    [B, encoder_size] (the final hidden states), `memory` [B, encoder_size] (the final
+    cell states of an LSTM-like cell, else None), `lengths` [B] and `extras`, a dict
+    where a decoder may keep per-sentence tensors it derives once (batch first: search
+    reorders them).
     The model adds the output projection to the vocabulary after `forward` and `step`.
     """
 

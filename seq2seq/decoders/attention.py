@@ -3,7 +3,8 @@
 Both follow the structure of OpenNMT-py and JoeyNMT: the RNN reads the previous
 target embedding (and, with input feeding, the previous attentional vector), its
 new state queries the encoder states, and the attentional vector
-tanh(W [context; h]) is the decoder's output feature.
+tanh(W [context; h]) (or OpenNMT-py's W [context; h] + b: `attention_output`) is the
+decoder's output feature.
 
 Without input feeding, nothing inside the RNN depends on attention, so teacher
 forcing runs the RNN over the whole sequence in one fused call and attends for
@@ -153,13 +154,8 @@ class AttentionDecoder(nn.Module):
         starts = torch.relu(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
         if enc.memory is None:
             return [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
+        # The decoder's cell is the encoder's, so its state is also (h, c, ...).
         memories = torch.relu(self.memory_bridge(enc.memory)).split(self.hidden_size, dim=-1)
-        for layer, c in zip(state, memories, strict=True):
-            if not isinstance(layer[0], tuple) or layer[0][1].shape != c.shape:
-                raise ValueError(
-                    "decoder bridge 'learned_full' needs the same cell in the encoder and the "
-                    "decoder: the decoder's state has no cell memory like the encoder's"
-                )
         return [
             [(h, c, *layer[0][2:])] for layer, h, c in zip(state, starts, memories, strict=True)
         ]
