@@ -120,7 +120,7 @@ class AttentionDecoder(nn.Module):
         if bridge == "learned_full":
             self.memory_bridge = nn.Linear(encoder_size, hidden_size * num_layers)
         self.attention = Attention(score, hidden_size, encoder_size, attention_size or hidden_size)
-        # The attentional vector: tanh(W [context; h]) as in Luong et al. and JoeyNMT, or
+        # The attentional vector: tanh(W [context; h]) as in Luong et al., or
         # W [context; h] + b, as OpenNMT-py's MLP attention has it.
         self.output_tanh = attention_output == "tanh"
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=not self.output_tanh)
