@@ -134,31 +134,25 @@ class AttentionDecoder(nn.Module):
             enc.extras["keys"] = self.attention.prepare(enc.states)
         batch, device, dtype = enc.states.size(0), enc.states.device, enc.states.dtype
         state = self.rnn.initial_state(batch, device=device, dtype=dtype)
-        feed = enc.states.new_zeros(batch, self.hidden_size)
-        weights = enc.states.new_zeros(batch, enc.states.size(1))
-        if self.bridge_kind == "learned_full":
-            return [self._bridge_full(enc, state), feed, weights]
         if self.bridge_kind == "learned":
             starts = torch.tanh(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
+        elif self.bridge_kind == "learned_full":  # OpenNMT-py's: ReLU, and c as well
+            starts = torch.relu(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
         elif self.bridge_kind == "last":
             starts = [enc.summary] * self.num_layers
         else:
             starts = None
         if starts is not None:
             state = [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
+        if self.bridge_kind == "learned_full" and enc.memory is not None:
+            # The decoder's cell is the encoder's, so its state is also (h, c, ...).
+            memories = torch.relu(self.memory_bridge(enc.memory)).split(self.hidden_size, dim=-1)
+            state = [
+                [(layer[0][0], c, *layer[0][2:])] for layer, c in zip(state, memories, strict=True)
+            ]
+        feed = enc.states.new_zeros(batch, self.hidden_size)
+        weights = enc.states.new_zeros(batch, enc.states.size(1))
         return [state, feed, weights]
-
-    def _bridge_full(self, enc: EncoderOutput, state):
-        """OpenNMT-py's bridge: each layer's h = ReLU(W_h·summary + b) and, for an LSTM,
-        c = ReLU(W_c·memory + b) from the encoder's final cell memory."""
-        starts = torch.relu(self.bridge(enc.summary)).split(self.hidden_size, dim=-1)
-        if enc.memory is None:
-            return [[replace_first(layer[0], h)] for layer, h in zip(state, starts, strict=True)]
-        # The decoder's cell is the encoder's, so its state is also (h, c, ...).
-        memories = torch.relu(self.memory_bridge(enc.memory)).split(self.hidden_size, dim=-1)
-        return [
-            [(h, c, *layer[0][2:])] for layer, h, c in zip(state, starts, memories, strict=True)
-        ]
 
     def attention_weights(self, state) -> Tensor:
         return state[2]
