@@ -10,8 +10,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 FORMAT = "seq2seq-checkpoint/1"
 
 
@@ -61,6 +59,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     temporary file is removed. A write the OS refuses (no space left, quota, permissions)
     is a CheckpointWriteError naming `path` and the reason.
     """
+    import torch
+
     path = Path(path)
     tmp = None
     try:
@@ -122,6 +122,8 @@ def checkpoint_in(folder: Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with `weights_only=True`: tensors and plain data only, never code."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
         path = checkpoint_in(path)

@@ -16,8 +16,11 @@ import ctypes.util
 import functools
 import logging
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")  # what the models run on; cuda:N names on
 
 def available_devices() -> list[str]:
     """The devices a model can run on here: cpu, then cuda and each cuda:N, then mps."""
+    import torch
+
     found = ["cpu"]
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count:
@@ -67,6 +72,8 @@ def check_device(name: str, key: str) -> torch.device:
     Checked before a model loads, so that a wrong --device (`key`) is one ValueError
     naming the problem and the devices available here, not torch's failure mid-load.
     """
+    import torch
+
     available = ", ".join(available_devices())
     try:
         device = torch.device(name)
@@ -129,6 +136,8 @@ def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
 def cpu_bf16(flags: frozenset[str] | None = None) -> str:
     """How this CPU runs bf16 matrix products: "native", "emulated" or "none". `flags`
     defaults to this machine's; without /proc/cpuinfo, torch's oneDNN check decides."""
+    import torch
+
     flags = cpu_flags() if flags is None else flags
     if flags is None:
         return "emulated" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
@@ -141,6 +150,8 @@ def autocast(device: torch.device | str, precision: str):
     """Mixed precision for the forward pass: `bf16` autocasts matrix products to
     bfloat16 (fast on CPUs with AMX and on recent GPUs), `fp16` to float16 (GPUs; training
     then needs the gradient scaler of `grad_scaler`); `fp32` changes nothing."""
+    import torch
+
     if precision == "auto":
         raise ValueError("precision 'auto' must be resolved first (resolve_precision)")
     check_precision(device, precision, "precision")
@@ -153,6 +164,8 @@ def autocast(device: torch.device | str, precision: str):
 def grad_scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
     """Loss scaling for fp16 training (small gradients would underflow to zero in float16);
     a disabled scaler, which changes nothing, for the other precisions."""
+    import torch
+
     return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
 
 
@@ -160,6 +173,8 @@ def flatten_rnn_weights(module: torch.nn.Module) -> None:
     """cuDNN's fused RNN kernels want each RNN's weights in one contiguous block; moving,
     loading or broadcasting weights can break it up (torch then warns and copies them on
     every call). No effect on CPU."""
+    import torch
+
     for child in module.modules():
         if isinstance(child, torch.nn.RNNBase):
             child.flatten_parameters()
@@ -169,6 +184,8 @@ def bf16_unsupported_reason(
     device: torch.device | str, flags: frozenset[str] | None = None
 ) -> str | None:
     """Why bf16 cannot run on `device`, or None if it can (natively or emulated)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
@@ -187,6 +204,8 @@ def resolve_precision(
     """The precision to run at: `precision` itself once checked against the hardware, or
     for "auto" bf16 where `device` has native bf16 and fp32 elsewhere; the choice and its
     reason are logged. `flags` (CPU flags) defaults to this machine's."""
+    import torch
+
     device = torch.device(device)
     if precision != "auto":
         check_precision(device, precision, key, flags)
@@ -216,6 +235,8 @@ def check_precision(
     device: torch.device | str, precision: str, key: str, flags: frozenset[str] | None = None
 ) -> None:
     """A ValueError naming `key` when `device` cannot run `precision` ("auto" always can)."""
+    import torch
+
     if precision not in PRECISIONS:
         raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp16" and torch.device(device).type != "cuda":

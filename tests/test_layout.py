@@ -16,7 +16,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "seq2seq"
 SHIMS = {"seq2seq.train", "seq2seq.plugins", "seq2seq.bench", "seq2seq.diagnose"}
 FACADE = "seq2seq"  # the package's __init__: the public API, re-exported from every layer
-TASKS = ("seq2seq.training", "seq2seq.translation", "seq2seq.lm", "seq2seq.serving")
+TASKS = (
+    "seq2seq.training",
+    "seq2seq.translation",
+    "seq2seq.runtime",
+    "seq2seq.lm",
+    "seq2seq.serving",
+)
 BLOCKS = (
     "seq2seq.nn",
     "seq2seq.data",
@@ -87,6 +93,10 @@ def test_imports_point_down(module):
         assert not upward, f"the config schema imports a task: {sorted(upward)}"
     if under(module, ("seq2seq.translation",)):
         assert not {m for m in imports if under(m, ("seq2seq.training", "seq2seq.lm"))}
+        assert not {m for m in imports if under(m, ("seq2seq.runtime",))}, "the runtime is above"
+    if under(module, ("seq2seq.runtime",)):  # numpy only: what it imports must not need torch
+        heavy = {m for m in imports if under(m, ("seq2seq.nn", "seq2seq.training", "seq2seq.lm"))}
+        assert not heavy, f"the numpy runtime imports torch code: {sorted(heavy)}"
     if under(module, ("seq2seq.training", "seq2seq.translation", "seq2seq.lm")):
         assert not {m for m in imports if under(m, ("seq2seq.serving",))}, "a task imports serving"
     if under(module, ("seq2seq.training",)):

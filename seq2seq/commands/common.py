@@ -14,11 +14,9 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
-
-import torch
 
 from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError
@@ -29,6 +27,8 @@ from seq2seq.registry import PluginError
 from seq2seq.search import BATCH_SENTENCES, check_options
 
 if TYPE_CHECKING:
+    import torch
+
     from seq2seq.translation.translator import Translator
 
 log = logging.getLogger("seq2seq")
@@ -95,17 +95,27 @@ def _docstring_args(obj: Any) -> dict[str, str]:
     return found
 
 
-def search_flags() -> dict[str, SearchFlag]:
-    """The options of every installed strategy, as flags; one flag per shared name.
+Strategies = Mapping[str, Callable[..., Any]]
 
-    A strategy that fails to import contributes no flags (choosing it reports why).
-    """
-    flags: dict[str, SearchFlag] = {}
+
+def _strategies(given: Strategies | None) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """(name, function) of the `given` strategies, or else of every installed one; a
+    strategy that fails to import is left out (choosing it reports why)."""
+    if given is not None:
+        yield from given.items()
+        return
     for info in registry.available("seq2seq.search"):
         try:
-            strategy = registry.load("seq2seq.search", info.name)
+            yield info.name, registry.load("seq2seq.search", info.name)
         except PluginError:
             continue
+
+
+def search_flags(strategies: Strategies | None = None) -> dict[str, SearchFlag]:
+    """The options of the strategies (default: every installed one) as flags; one flag
+    per shared name."""
+    flags: dict[str, SearchFlag] = {}
+    for name, strategy in _strategies(strategies):
         params = registry.plugin_options("seq2seq.search", strategy) or []
         hints = registry._type_hints(strategy)
         docs = _docstring_args(strategy)
@@ -114,7 +124,7 @@ def search_flags() -> dict[str, SearchFlag]:
                 p.name, _flag_type(hints.get(p.name)), docs.get(p.name, "")
             )
             entry.help = entry.help or docs.get(p.name, "")
-            entry.strategies.append(info.name)
+            entry.strategies.append(name)
             entry.defaults.append(p.default)
             flags[p.name] = entry
     return flags
@@ -184,8 +194,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """Search flags: the limits every strategy takes, then each strategy's own options.
+def add_search_arguments(
+    parser: argparse.ArgumentParser, strategies: Strategies | None = None
+) -> None:
+    """Search flags: the limits every strategy takes, then each strategy's own options
+    (of `strategies`, default: every installed one).
 
     Call it after every other argument: a strategy option whose flag the command
     already has is left to --search-option.
@@ -212,7 +225,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     taken = set(parser._option_string_actions)
-    for entry in search_flags().values():
+    for entry in search_flags(strategies).values():
         if entry.flag in taken:
             continue
         text = f"{entry.help.rstrip('.')} " if entry.help else ""
@@ -232,6 +245,8 @@ def load_translator(
     """The model(s) of --checkpoint (or of `checkpoints`: one ensemble) on --device at
     --precision with --threads; the device and precision are checked before anything
     loads."""
+    import torch
+
     from seq2seq.translation.translator import Translator
 
     device = check_device(args.device, "--device")
@@ -283,8 +298,11 @@ def parse_value(text: str) -> Any:
     return {"true": True, "false": False, "none": None, "null": None}.get(text.lower(), text)
 
 
-def search_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword options for the chosen search, checked before any model loads.
+def search_options(
+    args: argparse.Namespace, strategies: Strategies | None = None
+) -> dict[str, Any]:
+    """Keyword options for the chosen search (one of `strategies`, default: the installed
+    ones), checked before any model loads.
 
     A flag given for a strategy that does not take it, or a value the strategy
     cannot use, is a ValueError (exit 2); an unknown strategy a PluginError.
@@ -293,7 +311,8 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_length": args.max_length,
         "max_length_ratio": args.max_length_ratio,
     }
-    for entry in search_flags().values():
+    flags = search_flags(strategies)
+    for entry in flags.values():
         value = getattr(args, f"search_{entry.option}", None)
         if value is None:
             continue
@@ -309,10 +328,10 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--search-option expects KEY=VALUE, got '{item}'")
         options[key.replace("-", "_")] = parse_value(value)
     try:
-        check_options(args.search, options)
+        check_options(args.search, options, (strategies or {}).get(args.search))
     except ValueError as exc:  # the strategy names its options; the user typed flags
         message = str(exc)
-        for entry in search_flags().values():
+        for entry in flags.values():
             message = re.sub(rf"\b{entry.option}\b", entry.flag, message)
         raise ValueError(message) from None
     return options

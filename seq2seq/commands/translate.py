@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from seq2seq.checkpoint import CheckpointError
 from seq2seq.commands.common import (
+    Strategies,
     add_checkpoint_argument,
     add_search_arguments,
     command_parser,
@@ -26,10 +31,21 @@ from seq2seq.commands.common import (
     utf8_stdout,
 )
 from seq2seq.search import Hypothesis
-from seq2seq.translation.translator import Translation, Translator, clean_line
+from seq2seq.translation.model_folder import is_model_folder
+from seq2seq.translation.output import Translation, clean_line
+
+if TYPE_CHECKING:
+    from seq2seq.runtime.translator import NumpyTranslator
+    from seq2seq.translation.translator import Translator
+
+log = logging.getLogger("seq2seq")
+
+ENGINES = ("auto", "torch", "numpy")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(strategies: Strategies | None = None) -> argparse.ArgumentParser:
+    """The command's flags; with `strategies`, only their search options (the numpy
+    runtime's parser, built without importing a torch strategy)."""
     parser = command_parser("seq2seq-translate", __doc__)
     add_checkpoint_argument(parser, "The model that translates")
     parser.add_argument("-i", "--input", help="source file (default: stdin)")
@@ -82,8 +98,95 @@ def build_parser() -> argparse.ArgumentParser:
         "source subword tokens across the top, target tokens (with </s>) down the side; "
         "with --nbest, the best hypothesis. Empty input lines get no file",
     )
-    add_search_arguments(parser)  # last: strategy options never shadow the flags above
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="what runs the model. numpy: the built-in networks without torch, for an "
+        "exported model folder (seq2seq-export), greedy or beam search (start-up in a "
+        "fraction of a second instead of seconds; same output within float32 rounding); "
+        "torch: every model and option; auto: numpy for greedy search where it can run, "
+        "torch otherwise (beam search over many lines is faster in torch)",
+    )
+    add_search_arguments(parser, strategies)  # last: strategy options never shadow the above
     return parser
+
+
+class _NotForRuntime(Exception):
+    """The numpy runtime's parser could not read the command line."""
+
+
+def _refuse(message: str) -> None:
+    raise _NotForRuntime(message)
+
+
+def runtime_refusal(args: argparse.Namespace, strategies: Strategies) -> str | None:
+    """Why the numpy runtime cannot run these arguments, or None when it can."""
+    from seq2seq.runtime.translator import folder_unsupported
+
+    given = [
+        flag
+        for flag, on in (
+            ("--print-alignment", args.print_alignment),
+            ("--plot-attention", args.plot_attention is not None),
+            ("--confidence", args.confidence),
+            ("--quantize", args.quantize != "none"),
+            ("--threads", args.threads is not None),
+        )
+        if on
+    ]
+    if given:
+        return f"it does not take {', '.join(given)}"
+    if args.search not in strategies:
+        return f"--search {args.search} (it runs {' and '.join(strategies)})"
+    if args.device != "cpu" or args.precision not in ("auto", "fp32"):
+        return f"--device {args.device} --precision {args.precision} (it runs fp32 on the CPU)"
+    if len(args.checkpoint) != 1:
+        return "an ensemble of checkpoints"
+    folder = args.checkpoint[0]
+    if not is_model_folder(folder):
+        return f"{folder} is not an exported model folder (seq2seq-export makes one)"
+    try:
+        reason = folder_unsupported(folder)
+    except CheckpointError as exc:
+        return str(exc)
+    return None if reason is None else f"{folder} has {reason}"
+
+
+def runtime_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace | None, str]:
+    """The command line as the numpy runtime's parser reads it, when --engine lets the
+    runtime run it; else (None, why not). Reading it imports no torch strategy."""
+    from seq2seq.runtime.search import STRATEGIES
+
+    given = sys.argv[1:] if argv is None else list(argv)
+    if any(flag in given for flag in ("-h", "--help", "--version")):
+        return None, "help"
+    parser = build_parser(STRATEGIES)
+    parser.error = _refuse  # type: ignore[method-assign]  # the full parser says what is wrong
+    try:
+        args, unknown = parser.parse_known_args(given)
+    except _NotForRuntime as exc:
+        return None, str(exc)
+    if unknown:
+        return None, f"it does not take {' '.join(unknown)}"
+    reason = runtime_refusal(args, STRATEGIES)
+    if reason is None and args.engine == "auto" and args.search != "greedy":
+        reason = "auto runs beam search in torch"
+    if reason is not None and args.engine == "numpy":
+        raise ValueError(f"--engine numpy cannot run this: {reason}")
+    return (args, "") if reason is None and args.engine != "torch" else (None, reason or "")
+
+
+def load_runtime_translator(args: argparse.Namespace) -> NumpyTranslator:
+    from seq2seq.runtime.translator import NumpyTranslator
+
+    translator = NumpyTranslator.from_folder(args.checkpoint[0])
+    if args.shortlist:
+        if translator.shortlist is None:
+            raise ValueError(f"--shortlist: {args.checkpoint[0]} has no vocabulary shortlist")
+        translator.use_shortlist = True
+    log.info("--engine=%s: the numpy runtime runs %s (fp32)", args.engine, args.checkpoint[0])
+    return translator
 
 
 def _write_heatmaps(
@@ -111,27 +214,36 @@ def _write_heatmaps(
 
 def _text_line(translation: Translation, print_scores: bool, print_alignment: bool) -> str:
     """The hypotheses of one input line, tab-separated: [score] text [alignment] each."""
-    from seq2seq.translation.alignment import format_alignment
-
     fields = []
     for hyp in translation.nbest or [translation]:
         if print_scores:
             fields.append(f"{hyp.score:.4f}")
         fields.append(hyp.text)
         if print_alignment:
+            from seq2seq.translation.alignment import format_alignment
+
             fields.append(format_alignment(hyp.alignment or []))
     return "\t".join(fields)
 
 
 def _main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # Inconsistent flags and an unknown strategy fail before the model loads.
-    options = search_options(args)
+    args, why_not = runtime_arguments(argv)
+    use_runtime = args is not None
+    if use_runtime:
+        from seq2seq.runtime.search import STRATEGIES
+
+        options = search_options(args, STRATEGIES)
+    else:
+        args = build_parser().parse_args(argv)
+        if args.engine == "numpy":  # options only the full parser knows
+            raise ValueError(f"--engine numpy cannot run this: {why_not}")
+        # Inconsistent flags and an unknown strategy fail before the model loads.
+        options = search_options(args)
     nbest = options.get("nbest", 1)
     with ExitStack() as stack:
         # Open the input first: a wrong path fails at once, before the output is created.
         source = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
-        translator = load_translator(args)
+        translator = load_runtime_translator(args) if use_runtime else load_translator(args)
         attention_flags = [
             flag
             for flag, given in (

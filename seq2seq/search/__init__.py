@@ -10,15 +10,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from seq2seq import registry
 from seq2seq.contracts import framework_arguments
-from seq2seq.nn.recurrent import map_state
 from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # Sentences decoded together by default. On CPUs larger batches amortise streaming the
 # output layer's weights (greedy, 1,000 test sentences: 64 → 3.4 s, 128 → 2.7 s, 256 →
@@ -48,6 +47,10 @@ def decode_one_by_one(
     PAD and BOS are never generated. A row leaves the batch (encoder output and
     decoder state shrink) as soon as it ends, so later steps compute only live rows.
     """
+    import torch
+
+    from seq2seq.nn.recurrent import map_state
+
     rows, device = limits.size(0), limits.device
     steps = int(limits.max())
     alive = torch.arange(rows, device=device)  # the original row of each live row
@@ -78,9 +81,12 @@ def decode_one_by_one(
     return hyps
 
 
-def _load_checked(strategy: str, options: dict[str, Any], model=None, src=None, lengths=None):
-    """The strategy `strategy`, after checking `options` against its signature."""
-    search = registry.load("seq2seq.search", strategy)
+def _load_checked(
+    strategy: str, options: dict[str, Any], model=None, src=None, lengths=None, search=None
+):
+    """The strategy `strategy` (or the function `search` given for it), after checking
+    `options` against its signature."""
+    search = search or registry.load("seq2seq.search", strategy)
     _, framework = framework_arguments("seq2seq.search")
     registry.validate_options(
         "search",
@@ -94,14 +100,14 @@ def _load_checked(strategy: str, options: dict[str, Any], model=None, src=None, 
     return search
 
 
-def check_options(strategy: str, options: dict[str, Any]) -> None:
+def check_options(strategy: str, options: dict[str, Any], search: Callable | None = None) -> None:
     """Fail on options `strategy` cannot take, before any model is loaded.
 
-    Checks names and types against the strategy's signature, then calls the
-    strategy's own `check_options` (if it has one) with every keyword option,
-    defaults filled in.
+    Checks names and types against the strategy's signature (that of `search` when
+    given, else of the registered strategy), then calls the strategy's own
+    `check_options` (if it has one) with every keyword option, defaults filled in.
     """
-    search = _load_checked(strategy, options)
+    search = _load_checked(strategy, options, search=search)
     check = getattr(search, "check_options", None)
     if check is None:
         return
@@ -113,6 +119,8 @@ def check_options(strategy: str, options: dict[str, Any]) -> None:
 def generate(
     model, src: Tensor, src_lengths: Tensor, strategy: str = "greedy", **options
 ) -> list[list[Hypothesis]]:
+    import torch
+
     search = _load_checked(strategy, options, model, src, src_lengths)
     with torch.inference_mode():
         return search(model, src, src_lengths, **options)

@@ -16,13 +16,13 @@ hypothesis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from seq2seq.nn.recurrent import map_state
 from seq2seq.search import Hypothesis, length_limits
+from seq2seq.search.options import check_beam_options
 from seq2seq.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = -float("inf")
@@ -88,32 +88,6 @@ class _Finished:
             if len(results[sid]) < nbest:
                 results[sid].append(Hypothesis([tok for tok in row if tok != PAD_ID], value))
         return results
-
-
-def check_beam_options(
-    *,
-    beam_size: int,
-    nbest: int,
-    min_length: int,
-    no_repeat_ngram_size: int,
-    coverage_penalty: float,
-    **_: Any,
-) -> None:
-    """ValueError for settings beam search cannot use (the command line checks them early)."""
-    if beam_size < 1:
-        raise ValueError(f"beam: beam_size must be >= 1, got {beam_size}")
-    if nbest < 1:
-        raise ValueError(f"beam: nbest must be >= 1, got {nbest}")
-    if nbest > beam_size:
-        raise ValueError(f"beam: nbest ({nbest}) cannot exceed beam_size ({beam_size})")
-    if min_length < 0:
-        raise ValueError(f"beam: min_length must be >= 0, got {min_length}")
-    if no_repeat_ngram_size < 0:
-        raise ValueError(
-            f"beam: no_repeat_ngram_size must be >= 0 (0 = off), got {no_repeat_ngram_size}"
-        )
-    if coverage_penalty < 0:
-        raise ValueError(f"beam: coverage_penalty must be >= 0 (0 = off), got {coverage_penalty}")
 
 
 def _attention(model, state) -> Tensor:

@@ -23,10 +23,9 @@ from pathlib import Path
 
 from torch import Tensor
 
-from seq2seq.tokenizers import EOS_ID, SPECIALS, Tokenizer
+from seq2seq.tokenizers import EOS_ID, Tokenizer
 from seq2seq.translation.forced import forced_decode
-
-EOS_LABEL = SPECIALS[EOS_ID]
+from seq2seq.translation.output import EOS_LABEL
 
 
 class AttentionUnavailable(ValueError):

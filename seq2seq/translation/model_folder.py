@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from typing import TYPE_CHECKING, Any
 
 from seq2seq import __version__
 from seq2seq.checkpoint import CheckpointError
-from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.tokenizers import Tokenizer
 from seq2seq.tokenizers.files import load_tokenizers, save_tokenizers
+
+if TYPE_CHECKING:
+    import torch
+
+    from seq2seq.nn.model import Seq2Seq
 
 FORMAT = "seq2seq-model/1"
 CONFIG_NAME = "config.json"
@@ -50,6 +51,8 @@ def write_model_folder(
     `tokenizers` is (registered type, source, target); `config` the training config;
     `metadata` what the model card shows (scores, the training command, the run summary).
     """
+    from safetensors.torch import save_file, save_model
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
@@ -81,12 +84,10 @@ def write_model_folder(
     return folder
 
 
-def read_model_folder(
-    folder: str | Path, device: str | torch.device = "cpu"
-) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict[str, Any]]:
-    """(model, source tokenizer, target tokenizer, config.json's content) of a folder."""
-    folder = Path(folder)
-    path = folder / CONFIG_NAME
+def read_description(folder: str | Path) -> dict[str, Any]:
+    """The content of a folder's config.json, checked to be a seq2seq model's. Reading it
+    needs no torch: the torch-free runtime (seq2seq.runtime) starts here too."""
+    path = Path(folder) / CONFIG_NAME
     try:
         description = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -95,23 +96,43 @@ def read_model_folder(
         raise CheckpointError(
             f"{path} is not a seq2seq model folder's config.json (expected format {FORMAT})"
         )
+    return description
+
+
+def read_folder_tokenizers(folder: str | Path) -> tuple[Tokenizer, Tokenizer]:
+    """The folder's (source, target) tokenizers."""
+    try:
+        return load_tokenizers(Path(folder) / TOKENIZER_DIR)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{Path(folder) / TOKENIZER_DIR}: {exc}") from None
+
+
+def read_model_folder(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict[str, Any]]:
+    """(model, source tokenizer, target tokenizer, config.json's content) of a folder."""
+    from safetensors.torch import load_model
+
+    from seq2seq.nn.model import ModelSpec, Seq2Seq
+
+    folder = Path(folder)
+    description = read_description(folder)
     try:
         model = Seq2Seq(ModelSpec(**description["model_spec"]))
         load_model(model, str(folder / WEIGHTS_NAME), strict=True)
     except (KeyError, TypeError, RuntimeError, OSError) as exc:
         raise CheckpointError(
-            f"{folder / WEIGHTS_NAME} does not hold the weights {path} describes "
-            f"({type(exc).__name__}: {exc})"
+            f"{folder / WEIGHTS_NAME} does not hold the weights {folder / CONFIG_NAME} "
+            f"describes ({type(exc).__name__}: {exc})"
         ) from None
-    try:
-        src, tgt = load_tokenizers(folder / TOKENIZER_DIR)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder / TOKENIZER_DIR}: {exc}") from None
+    src, tgt = read_folder_tokenizers(folder)
     return model.to(device).eval(), src, tgt, description
 
 
 def read_shortlist(folder: str | Path) -> dict[str, torch.Tensor] | None:
     """The folder's shortlist tensors, or None if it has none."""
+    from safetensors.torch import load_file
+
     path = Path(folder) / SHORTLIST_NAME
     if not path.is_file():
         return None

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seq2seq.contracts import SPECIALS
 from seq2seq.search import Hypothesis
+from seq2seq.translation.candidates import candidate_set
 
 TOP_K = 50  # target tokens kept per source token
 FREQUENT = 100  # most frequent target tokens, always candidates
@@ -37,18 +37,9 @@ class Shortlist:
     frequent: Tensor
 
     def candidates(self, src: Tensor) -> tuple[Tensor, Tensor]:
-        """The sorted target ids [C] a batch of sources [B, S] decodes over (the special
-        tokens first, so their ids are also their positions), and which of them each
-        sentence may produce [B, C]: its own candidates, so that its translation does not
-        depend on the sentences batched with it."""
-        src = src.cpu()
-        own = self.table[src].reshape(src.size(0), -1)  # [B, S * top_k]
-        always = torch.cat([torch.arange(len(SPECIALS)), self.frequent])
-        ids = torch.cat([always, own.reshape(-1)]).unique(sorted=True)
-        allowed = torch.zeros(src.size(0), ids.numel(), dtype=torch.bool)
-        allowed.scatter_(1, torch.searchsorted(ids, own), True)
-        allowed[:, torch.searchsorted(ids, always)] = True
-        return ids, allowed
+        """`candidate_set` of a batch of sources [B, S]: target ids [C], allowed [B, C]."""
+        ids, allowed = candidate_set(self.table.numpy(), self.frequent.numpy(), src.cpu().numpy())
+        return torch.from_numpy(ids), torch.from_numpy(allowed)
 
     def state(self) -> dict[str, Tensor]:
         """Plain tensors for a checkpoint or a safetensors file (int32: half the bytes)."""

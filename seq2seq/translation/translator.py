@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,6 @@ from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import BATCH_SENTENCES, Hypothesis, generate
 from seq2seq.tokenizers import UNK_ID, Tokenizer, tokenizer_from_state
-from seq2seq.translation.alignment import EOS_LABEL
 from seq2seq.translation.forced import forced_decode
 from seq2seq.translation.model_card import model_card
 from seq2seq.translation.model_folder import (
@@ -34,62 +32,18 @@ from seq2seq.translation.model_folder import (
     read_shortlist,
     write_model_folder,
 )
+from seq2seq.translation.output import (
+    Translation,
+    clean_line,
+    detokenize,
+    source_ids,
+    translations,
+)
 from seq2seq.translation.shortlist import Shortlist, shortlisted, to_vocabulary
 
 log = logging.getLogger(__name__)
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-@dataclass
-class Translation:
-    """One input line's translation.
-
-    `score` is the search's score of the text: its log-probability (beam search:
-    length-normalised as the beam ranks it). `tokens` are the target subword pieces;
-    `alignment` (when asked for) pairs (source token, target token), 0-based, as
-    `seq2seq-translate --print-alignment` writes them; `nbest` (when more than one was
-    asked for) holds every hypothesis, best first, this one included. `attention` (when
-    asked for) is the soft attention, `[T + 1][S + 1]` weights: one row per target token
-    then EOS (`target_tokens`), one column per source token then EOS (`source_tokens`);
-    each row sums to 1. `confidence` (when asked for) is the model's mean log-probability
-    per target token (EOS included) of this text: near 0 when it is sure, lower out of
-    its depth; `flags` name what makes the source unlike the training data
-    (`unknown_source`, `long_source`: see `Translator.source_flags`).
-    """
-
-    text: str
-    score: float
-    tokens: list[str]
-    alignment: list[tuple[int, int]] | None = None
-    nbest: list[Translation] | None = None
-    source_tokens: list[str] | None = None
-    attention: list[list[float]] | None = None
-    confidence: float | None = None
-    flags: list[str] | None = None
-
-    @property
-    def target_tokens(self) -> list[str]:
-        """The rows of `attention`: the target pieces, then the EOS label."""
-        return [*self.tokens, EOS_LABEL]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: text and score always; alignment, attention (with its
-        source_tokens and target_tokens) and nbest when present."""
-        out: dict[str, Any] = {"text": self.text, "score": self.score}
-        if self.alignment is not None:
-            out["alignment"] = [list(pair) for pair in self.alignment]
-        if self.attention is not None:
-            out["source_tokens"] = list(self.source_tokens or [])
-            out["target_tokens"] = self.target_tokens
-            out["attention"] = self.attention
-        if self.confidence is not None:
-            out["confidence"] = self.confidence
-        if self.flags is not None:
-            out["flags"] = list(self.flags)
-        if self.nbest is not None:
-            out["nbest"] = [h.to_dict() for h in self.nbest]
-        return out
 
 
 @dataclass
@@ -268,17 +222,11 @@ class Translator:
     # -- translating --------------------------------------------------------------------
 
     def _encode(self, line: str) -> list[int]:
-        ids = self.src_tokenizer.encode(clean_line(line))
-        if len(ids) > self.max_source_tokens:
-            log.warning(
-                "source line of %d tokens truncated to %d", len(ids), self.max_source_tokens
-            )
-            ids = ids[: self.max_source_tokens]
-        return ids
+        return source_ids(self.src_tokenizer, line, self.max_source_tokens)
 
     def _source_ids(self, line: str) -> list[int]:
         """The ids `_encode` gives, without its truncation warning (given once already)."""
-        return self.src_tokenizer.encode(clean_line(line))[: self.max_source_tokens]
+        return source_ids(self.src_tokenizer, line, self.max_source_tokens, warn=False)
 
     def hypotheses(
         self,
@@ -346,26 +294,9 @@ class Translator:
     ) -> list[Translation]:
         """Translation objects from `hypotheses()`, with (when given) each hypothesis'
         alignment and attention matrix, and each line's source token labels."""
-        results = []
-        for index, hyps in enumerate(hypotheses):
-            found = alignments[index] if alignments is not None else []
-            matrices = attention[index] if attention is not None else []
-            options = []
-            for rank, hyp in enumerate(hyps[:nbest]):
-                translation = Translation(
-                    self.detokenize(hyp), float(hyp.score), self.tgt_tokenizer.pieces(hyp.tokens)
-                )
-                if alignments is not None:
-                    translation.alignment = found[rank] if rank < len(found) else []
-                if attention is not None:
-                    translation.source_tokens = list(source_tokens[index]) if source_tokens else []
-                    translation.attention = _weights(matrices[rank]) if rank < len(matrices) else []
-                options.append(translation)
-            best = options[0]
-            if nbest > 1:
-                best = replace(best, nbest=options)
-            results.append(best)
-        return results
+        return translations(
+            self.tgt_tokenizer, hypotheses, alignments, nbest, attention, source_tokens
+        )
 
     def translate(
         self,
@@ -463,8 +394,7 @@ class Translator:
         ]
 
     def detokenize(self, hyp: Hypothesis) -> str:
-        # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
-        return clean_line(self.tgt_tokenizer.decode(hyp.tokens)).strip()
+        return detokenize(self.tgt_tokenizer, hyp.tokens)
 
     # -- scoring given translations -----------------------------------------------------
 
@@ -582,15 +512,3 @@ def _check_same_vocabularies(
                 f"cannot ensemble {other_path} with {first_path}: {problem}. Ensemble members "
                 "must be trained with the same tokenizers."
             )
-
-
-def _weights(matrix: Any) -> list[list[float]]:
-    """An attention matrix as JSON-ready rows, rounded to 4 decimals."""
-    return [[round(float(w), 4) for w in row] for row in matrix.float().tolist()]
-
-
-def clean_line(line: str) -> str:
-    """Control characters (tabs, NUL, stray CR…) become spaces; output must stay one line."""
-    if line.isprintable():
-        return line
-    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in line)

@@ -1,0 +1,306 @@
+"""The numpy runtime (seq2seq.runtime) against the torch model it replaces: the same
+log-probabilities within float32 rounding, the same hypotheses, the same lines out of
+`seq2seq-translate`, and no torch imported on its way."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from safetensors.torch import save_model
+
+from seq2seq.commands.translate import main as translate_main
+from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.nn.recurrent import map_state
+from seq2seq.runtime.network import NumpyModel, Shortlisted, select_state
+from seq2seq.runtime.search import STRATEGIES
+from seq2seq.search import generate
+from seq2seq.translation.candidates import candidate_set
+from seq2seq.translation.shortlist import shortlisted
+
+VOCAB = 40
+
+SPECS = {
+    "lstm-bahdanau-onmt": dict(
+        cell="lstm",
+        bidirectional=True,
+        decoder="bahdanau",
+        decoder_options={"bridge": "learned_full", "attention_output": "linear"},
+    ),
+    "lstm-bahdanau-2-layers": dict(
+        cell="lstm", bidirectional=True, num_layers=2, decoder="bahdanau"
+    ),
+    "gru-bahdanau-no-input-feed": dict(
+        cell="gru", decoder="bahdanau", decoder_options={"input_feed": False, "bridge": "zero"}
+    ),
+    "gru-luong-general-tied": dict(
+        cell="gru", bidirectional=True, decoder="luong", tie_embeddings="decoder"
+    ),
+    "lstm-luong-dot-last-tied-all": dict(
+        cell="lstm",
+        decoder="luong",
+        decoder_options={"score": "dot", "bridge": "last"},
+        encoder_hidden_size=24,
+        tie_embeddings="all",
+    ),
+}
+
+
+def _pair(tmp_path: Path, name: str) -> tuple[Seq2Seq, NumpyModel]:
+    """A random torch model and the numpy model read from its safetensors file (tied
+    tensors saved once, as seq2seq-export writes them)."""
+    torch.manual_seed(0)
+    options = dict(embedding_size=24, hidden_size=24, dropout=0.0, **SPECS[name])
+    model = Seq2Seq(ModelSpec(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, **options)).eval()
+    with torch.no_grad():  # larger weights than the init's: decisive, untied argmaxes
+        for p in model.parameters():
+            p.mul_(3)
+    path = tmp_path / "model.safetensors"
+    save_model(model, str(path))
+    return model, NumpyModel(model.spec.to_dict(), load_file(path))
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Four sentences of different lengths, padded, each ending in EOS (3)."""
+    rows = [[5, 9, 12, 7, 30, 3], [8, 3], [11, 21, 33, 3], [4, 6, 17, 25, 3]]
+    src = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+    for i, row in enumerate(rows):
+        src[i, : len(row)] = torch.tensor(row)
+    return src, torch.tensor([len(r) for r in rows])
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_teacher_forced_steps_give_torchs_log_probabilities(tmp_path: Path, name: str):
+    model, numpy_model = _pair(tmp_path, name)
+    src, lengths = _batch()
+    enc = model.encode(src, lengths)
+    state = model.init_state(enc)
+    np_enc, np_state = numpy_model.encode(src.numpy(), lengths.numpy())
+    np.testing.assert_allclose(np_enc.states, enc.states.detach().numpy(), atol=1e-5)
+    tokens = torch.tensor([2, 2, 2, 2])  # BOS, then a fixed target
+    with torch.no_grad():
+        for step in range(5):
+            logp, state = model.decode_step(tokens, enc, state)
+            np_logp, np_state = numpy_model.decode_step(tokens.numpy(), np_enc, np_state)
+            np.testing.assert_allclose(np_logp, logp.numpy(), atol=1e-4, rtol=1e-4)
+            tokens = torch.tensor([10 + step, 4, 20 - step, 7])
+    # Rows leave the batch in any order, as search drops and reorders them.
+    rows = np.array([3, 1])
+    np_logp, _ = numpy_model.decode_step(
+        tokens.numpy()[rows], np_enc.index(rows), select_state(np_state, rows)
+    )
+    index = torch.from_numpy(rows)
+    with torch.no_grad():
+        logp, _ = model.decode_step(
+            tokens[index],
+            enc.index_select(index),
+            map_state(lambda s: s.index_select(0, index), state),
+        )
+    np.testing.assert_allclose(np_logp, logp.numpy(), atol=1e-4, rtol=1e-4)
+
+
+SEARCHES = {
+    "greedy": ("greedy", {}),
+    "greedy, short limit": ("greedy", {"max_length": 4}),
+    "beam": ("beam", {"beam_size": 4, "nbest": 3}),
+    "beam, no length penalty, min length": (
+        "beam",
+        {"beam_size": 3, "nbest": 2, "length_penalty": 0.0, "min_length": 4},
+    ),
+}
+
+
+def _same_hypotheses(found, expected) -> None:
+    assert [[h.tokens for h in hyps] for hyps in found] == [
+        [h.tokens for h in hyps] for hyps in expected
+    ]
+    for hyps, want in zip(found, expected, strict=True):
+        np.testing.assert_allclose([h.score for h in hyps], [h.score for h in want], atol=1e-4)
+
+
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+@pytest.mark.parametrize("name", ["lstm-bahdanau-onmt", "gru-luong-general-tied"])
+def test_searches_find_torchs_hypotheses(tmp_path: Path, name: str, search: str):
+    model, numpy_model = _pair(tmp_path, name)
+    src, lengths = _batch()
+    strategy, options = SEARCHES[search]
+    expected = generate(model, src, lengths, strategy, **options)
+    found = STRATEGIES[strategy](numpy_model, src.numpy(), lengths.numpy(), **options)
+    _same_hypotheses(found, expected)
+    assert any(len(hyps[0].tokens) > 1 for hyps in found)  # not a trivially empty decode
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_shortlisted_search_finds_torchs_hypotheses(tmp_path: Path, strategy: str):
+    model, numpy_model = _pair(tmp_path, "lstm-bahdanau-onmt")
+    src, lengths = _batch()
+    rng = np.random.default_rng(0)
+    table = rng.integers(4, VOCAB, size=(VOCAB, 6))
+    ids, allowed = candidate_set(table, np.array([5, 6, 7]), src.numpy())
+    assert ids.size < VOCAB and not allowed.all()  # a real restriction
+    options = {"beam_size": 3, "nbest": 2} if strategy == "beam" else {}
+    view = shortlisted(model, torch.from_numpy(ids), torch.from_numpy(allowed))
+    expected = generate(view, src, lengths, strategy, **options)
+    found = STRATEGIES[strategy](
+        Shortlisted(numpy_model, ids, allowed), src.numpy(), lengths.numpy(), **options
+    )
+    _same_hypotheses(found, expected)
+
+
+def test_a_model_the_runtime_cannot_run_is_named(tmp_path: Path):
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelSpec(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, decoder="fixed"))
+    save_model(model, str(tmp_path / "m.safetensors"))
+    with pytest.raises(ValueError, match="decoder 'fixed'"):
+        NumpyModel(model.spec.to_dict(), load_file(tmp_path / "m.safetensors"))
+
+
+# -- the command line, on a model trained on real data ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(attention_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-data model as a model folder, its weights scaled up: 40 updates leave
+    near-ties between beam hypotheses that float32 rounding may break either way; the
+    scaled model is decisive, and these tests compare numbers, not quality."""
+    from seq2seq import Translator
+
+    translator = Translator.from_pretrained(attention_run, precision="fp32")
+    with torch.no_grad():
+        for p in translator.model.parameters():
+            p.mul_(3)
+    return translator.save_pretrained(tmp_path_factory.mktemp("runtime") / "model")
+
+
+@pytest.fixture(scope="module")
+def sources(data_root: Path) -> list[str]:
+    """The first 60 lines of the real test set."""
+    with gzip.open(data_root / "multi30k" / "test_2016_flickr.en.gz", "rt") as f:
+        return f.read().splitlines()[:60]
+
+
+def _translate(capsys, *args: str) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        translate_main(list(args))
+    captured = capsys.readouterr()
+    assert exit_.value.code == 0, captured.err
+    return captured.out
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--print-scores"],
+        ["--shortlist"],
+        ["--search", "beam", "--beam-size", "4", "--format", "jsonl"],
+        ["--search", "beam", "--shortlist", "--max-length-ratio", "0.5"],
+    ],
+    ids=["greedy-scores", "greedy-shortlist", "beam-jsonl", "beam-shortlist-short"],
+)
+def test_the_numpy_engine_writes_torchs_lines(
+    folder: Path, sources: list[str], tmp_path: Path, capsys, flags
+):
+    src = tmp_path / "src.en"
+    src.write_text("\n".join([*sources[:30], "", *sources[30:]]) + "\n", encoding="utf-8")
+    common = ["--checkpoint", str(folder), "-i", str(src), *flags]
+    numpy_out = _translate(capsys, *common, "--engine", "numpy")
+    torch_out = _translate(capsys, *common, "--engine", "torch")
+    assert numpy_out.count("\n") == 61
+    assert len(set(numpy_out.splitlines())) > 30  # real, varied translations
+    mine, theirs = (_texts_and_scores(out, flags) for out in (numpy_out, torch_out))
+    assert [[text for text, _ in line] for line in mine] == [
+        [text for text, _ in line] for line in theirs
+    ]
+    scores = [[score for line in found for _, score in line] for found in (mine, theirs)]
+    np.testing.assert_allclose(*scores, atol=1e-3)
+
+
+def _texts_and_scores(out: str, flags: list[str]) -> list[list[tuple[str, float]]]:
+    """Each line's hypotheses as (text, score) pairs, from text or jsonl output."""
+    found = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            found.append([(h["text"], h["score"]) for h in record.get("nbest", [record])])
+        elif "--print-scores" in flags:
+            fields = line.split("\t")
+            found.append(list(zip(fields[1::2], map(float, fields[::2]), strict=True)))
+        else:
+            found.append([(line, 0.0)])
+    return found
+
+
+def test_one_line_needs_no_torch(folder: Path):
+    """The auto engine translates greedily from a model folder without importing torch."""
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch imported')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from seq2seq.commands.translate import main\n"
+        f"main(['--checkpoint', {str(folder)!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input="A man is riding a bike.\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and done.stdout.strip()
+    assert "numpy runtime" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--print-alignment"], "it does not take --print-alignment"),
+        (["--search", "sample"], "--search sample (it runs greedy and beam)"),
+        (["--temperature", "0.5", "--search", "sample"], "it does not take --temperature"),
+    ],
+)
+def test_the_numpy_engine_names_what_it_cannot_do(folder: Path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        translate_main(["--checkpoint", str(folder), "--engine", "numpy", *flags])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--engine numpy cannot run this" in err and message in err
+
+
+def test_the_numpy_engine_asks_for_a_model_folder(attention_run: Path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        translate_main(["--checkpoint", str(attention_run), "--engine", "numpy"])
+    assert exit_.value.code == 2
+    assert "not an exported model folder (seq2seq-export makes one)" in capsys.readouterr().err
+
+
+def test_auto_falls_back_to_torch_for_what_numpy_cannot_run(
+    folder: Path, sources: list[str], tmp_path: Path, capsys
+):
+    src = tmp_path / "src.en"
+    src.write_text("\n".join(sources[:5]) + "\n", encoding="utf-8")
+    out = _translate(capsys, "--checkpoint", str(folder), "-i", str(src), "--print-alignment")
+    assert len(out.splitlines()) == 5 and all("\t" in line for line in out.splitlines())
+
+
+def test_a_damaged_weights_file_is_named(folder: Path, tmp_path: Path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(SystemExit) as exit_:
+        translate_main(["--checkpoint", str(broken), "--engine", "numpy"])
+    assert exit_.value.code == 2
+    assert "model.safetensors" in capsys.readouterr().err
