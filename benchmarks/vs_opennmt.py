@@ -56,6 +56,7 @@ from vs_opennmt_recipe import (
     SEARCHES,
     TEST,
     VERSIONS,
+    export_command,
     install_commands,
     onmt_config,
     onmt_train_commands,
@@ -213,6 +214,12 @@ def train_seq2seq(work: Path, data_root: Path, updates: int) -> dict:
     return train_result(done, OUR_LOOP, OUR_END, our_speeds(lines), None)
 
 
+def export_seq2seq(work: Path) -> dict:
+    """The model folder seq2seq translates from; exporting is a one-off, timed apart."""
+    done = run(export_command(work), work / "seq2seq" / "logs" / "export.log")
+    return {"command": shell_line(export_command(work)), "wall_s": round(done.wall_s, 2)}
+
+
 def hand_over_spm(work: Path) -> str:
     """Copy the joint sentencepiece model seq2seq trained to OpenNMT-py's folder; its sha256."""
     tokenizer = work / "seq2seq" / "run" / "tokenizer"
@@ -304,6 +311,7 @@ def run_side(side: str, args: argparse.Namespace, work: Path, venv: Path) -> dic
     found = {"toolkit": SIDES[side], "updates": args.updates, **versions(side, work, venv)}
     if side == "seq2seq":
         found["train"] = train_seq2seq(work, args.data_root, args.updates)
+        found["export"] = export_seq2seq(work)
     else:
         found["train"] = train_onmt(work, venv, args.updates)
     found["translate"] = translate_side(side, work, venv, args.updates, args.repeats)
@@ -435,6 +443,7 @@ def plan(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]) -> 
             steps += [shell_line(c, True) for c in onmt_train_commands(work, venv)]
         else:
             steps.append(shell_line(our_train_command(work, args.data_root, args.updates)))
+            steps.append(shell_line(export_command(work)))
         for name, beam, src in translations(work, side):
             out = work / side / f"{name}.de"
             command = translate_command(side, work, venv, args.updates, beam, src, out)

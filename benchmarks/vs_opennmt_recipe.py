@@ -70,13 +70,28 @@ def onmt_train_commands(work: Path, venv: Path) -> list[list[str]]:
     ]
 
 
+def model_folder(work: Path) -> Path:
+    return work / "seq2seq" / "model"
+
+
+def export_command(work: Path) -> list[str]:
+    """seq2seq's final weights (best.pt, as no dev score is kept) as a model folder, once."""
+    checkpoint = work / "seq2seq" / "run" / "checkpoints" / "best.pt"
+    return [
+        *(sys.executable, "-m", "seq2seq.commands.export", str(checkpoint)),
+        *("-o", str(model_folder(work)), "--force", "--no-scores"),
+    ]
+
+
 def translate_command(
     side: str, work: Path, venv: Path, updates: int, beam: int, src: Path, out: Path
 ) -> list[str]:
     """One toolkit's translation of `src` into `out` (beam 1: greedy) with its final
-    model, DECODE_BATCH sentences a batch; seq2seq with --shortlist for `*_shortlist`."""
+    model, DECODE_BATCH sentences a batch; seq2seq from its exported model folder (the
+    default engine: numpy for greedy search, torch for beam), with --shortlist for
+    `*_shortlist`."""
     if side == "seq2seq":
-        checkpoint = work / "seq2seq" / "run" / "checkpoints" / "best.pt"  # the final weights
+        checkpoint = model_folder(work)
         search = ["greedy"] if beam == 1 else ["beam", "--beam-size", str(beam)]
         return [
             *(sys.executable, "-m", "seq2seq.commands.translate", "--checkpoint", str(checkpoint)),
