@@ -107,13 +107,22 @@ def translate_command(
     ]
 
 
+def startup_run(name: str) -> str:
+    """The one-sentence run that is translation run `name`'s start-up: the same search
+    (seq2seq runs greedy search without torch and beam search with it)."""
+    beam = {**SEARCHES, **SHORTLISTED}[name]
+    return "first" if beam == 1 else f"first_beam{beam}"
+
+
 def translations(work: Path, side: str) -> list[tuple[str, int, Path]]:
-    """(name, beam, source) of each translation run: start-up first, then the test set
-    (for seq2seq, then again with its shortlist)."""
+    """(name, beam, source) of each translation run: the start-ups first (the first
+    sentence alone, greedy then beam), then the test set (for seq2seq, then again with
+    its shortlist)."""
     data = work / "data"
     runs = {**SEARCHES, **(SHORTLISTED if side == "seq2seq" else {})}
+    starts = [(startup_run(name), beam, data / "first.en") for name, beam in SEARCHES.items()]
     tests = [(name, beam, data / f"{TEST}.en") for name, beam in runs.items()]
-    return [("first", 1, data / "first.en"), *tests]
+    return [*starts, *tests]
 
 
 def onmt_config(work: Path, updates: int) -> dict:

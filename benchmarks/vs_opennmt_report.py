@@ -8,7 +8,7 @@ import json
 import re
 import statistics
 
-from vs_opennmt_recipe import LOG_EVERY, SEARCHES, SHORTLISTED
+from vs_opennmt_recipe import LOG_EVERY, SEARCHES, SHORTLISTED, startup_run
 
 OUR_LOOP = re.compile(r"\d+ batches per epoch \(\d+ updates\)")
 OUR_END = re.compile(r"stopping: reached trainer\.max_steps=")
@@ -26,6 +26,11 @@ ROWS = [  # key, label, better: "higher"/"lower" (a ratio), "bleu" (a difference
         row
         for search in SEARCHES
         for row in (
+            *(
+                [(f"{search}_startup_s", f"{search}: start-up (one sentence), s", "lower")]
+                if SEARCHES[search] > 1
+                else []
+            ),
             (f"{search}_wall_s", f"{search}: wall clock with start-up, s", "lower"),
             (f"{search}_generation_s", f"{search}: without start-up, s", "lower"),
             (f"{search}_bleu", f"{search}: BLEU", "bleu"),
@@ -125,6 +130,8 @@ def measures(result: dict | None) -> dict[str, float]:
     for name in SEARCHES:
         for key in ("wall_s", "generation_s", "bleu", "peak_rss_mib"):
             row[f"{name}_{key}"] = translate[name][key]
+        start = translate.get(startup_run(name))  # older reports timed greedy's alone
+        row[f"{name}_startup_s"] = start["wall_s"] if start else None
     for name in SHORTLISTED:
         if name in translate:
             row[f"{name}_wall_s"] = translate[name]["wall_s"]

@@ -19,7 +19,7 @@ from safetensors.torch import save_model
 from seq2seq.commands.translate import main as translate_main
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.nn.recurrent import map_state
-from seq2seq.runtime.network import NumpyModel, Shortlisted, select_state
+from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
 from seq2seq.runtime.search import STRATEGIES
 from seq2seq.search import generate
 from seq2seq.translation.candidates import candidate_set
@@ -88,14 +88,16 @@ def test_teacher_forced_steps_give_torchs_log_probabilities(tmp_path: Path, name
     with torch.no_grad():
         for step in range(5):
             logp, state = model.decode_step(tokens, enc, state)
-            np_logp, np_state = numpy_model.decode_step(tokens.numpy(), np_enc, np_state)
+            np_logits, np_state = numpy_model.step_logits(tokens.numpy(), np_enc, np_state)
+            np_logp = log_softmax(np_logits)
             np.testing.assert_allclose(np_logp, logp.numpy(), atol=1e-4, rtol=1e-4)
             tokens = torch.tensor([10 + step, 4, 20 - step, 7])
     # Rows leave the batch in any order, as search drops and reorders them.
     rows = np.array([3, 1])
-    np_logp, _ = numpy_model.decode_step(
+    np_logits, _ = numpy_model.step_logits(
         tokens.numpy()[rows], np_enc.index(rows), select_state(np_state, rows)
     )
+    np_logp = log_softmax(np_logits)
     index = torch.from_numpy(rows)
     with torch.no_grad():
         logp, _ = model.decode_step(

@@ -8,11 +8,15 @@ Other cells and decoders (plugins, the fixed-vector decoder) need torch:
 
 numpy's float32 `exp` takes a slow scalar path on CPUs without AVX-512 (15 ns an
 element against 4 for `tanh` and `exp2`), so sigmoids are computed from tanh and
-softmaxes from exp2: the same values within float32 rounding.
+softmaxes from exp2: the same values within float32 rounding. Those element-wise
+loops run on one core, so the two largest (the attention's tanh, the output's exp2)
+are split by rows over the CPU's cores: numpy releases the GIL inside them.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,9 @@ import numpy as np
 CELLS = ("lstm", "gru")
 DECODERS = ("bahdanau", "luong")
 LOG2_E = np.float32(1.4426950408889634)
+THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
+SPLIT_FROM = 1 << 16  # elements; below, one core is quicker than handing work over
+_pool: ThreadPoolExecutor | None = None
 
 
 def unsupported(spec: dict[str, Any]) -> str | None:
@@ -42,14 +49,29 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of [rows, n] float32 (-inf entries stay -inf)."""
-    shifted = x - x.max(axis=1, keepdims=True)
+def in_place(ufunc: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """`ufunc(x, out=x)`, the rows of a large x split over the cores."""
+    global _pool
+    if THREADS == 1 or x.size < SPLIT_FROM or x.shape[0] < THREADS:
+        return ufunc(x, out=x)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="seq2seq-runtime")
+    list(_pool.map(lambda part: ufunc(part, out=part), np.array_split(x, THREADS)))
+    return x
+
+
+def log_sum_exp(x: np.ndarray) -> np.ndarray:
+    """Row-wise log Σ exp of [rows, n] float32, [rows, 1] (-inf entries add nothing)."""
+    top = x.max(axis=1, keepdims=True)
     # exp2 of anything under -100 adds nothing next to the maximum's 1; clipped, -inf and huge
     # negatives stay on numpy's fast path (its slow one costs 3× more, subnormals too).
-    powers = np.maximum(shifted * LOG2_E, np.float32(-100))
-    total = np.exp2(powers, out=powers).sum(axis=1, keepdims=True)
-    return shifted - np.log(total)
+    powers = np.maximum((x - top) * LOG2_E, np.float32(-100))
+    return top + np.log(in_place(np.exp2, powers).sum(axis=1, keepdims=True))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of [rows, n] float32 (-inf entries stay -inf)."""
+    return x - log_sum_exp(x)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -245,7 +267,7 @@ class NumpyModel:
         h = x
         if self.options["score"] == "mlp":  # v·tanh(W_k k + W_q h + b): torch's 2v·σ(2z) − Σv
             z = enc.keys + (h @ self._w_query + self._b_query)[:, None, :]
-            scores = np.tanh(z, out=z) @ self._v
+            scores = in_place(np.tanh, z) @ self._v
         else:
             scores = np.matmul(enc.keys, h[:, :, None])[:, :, 0]
         scores = np.where(enc.mask, scores, -np.inf)
@@ -258,10 +280,11 @@ class NumpyModel:
             vector = np.tanh(vector)
         return vector, [new_rnn, vector]
 
-    def decode_step(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
-        """Log-probabilities [B, V] of the next token after the previous tokens [B]."""
+    def step_logits(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
+        """Output scores [B, V] of the next token after the previous tokens [B] (their
+        log-softmax is the log-probabilities; greedy search needs only its normaliser)."""
         features, state = self.features(tokens, enc, state)
-        return log_softmax(features @ self.output_weight + self.output_bias), state
+        return features @ self.output_weight + self.output_bias, state
 
 
 def select_state(state, rows: np.ndarray):
@@ -285,6 +308,7 @@ class Shortlisted:
         enc.row_bias = self.row_bias  # per sentence: the search reorders it with enc
         return enc, state
 
-    def decode_step(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
+    def step_logits(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
+        """Scores [B, C] of the candidates after the previous candidate positions [B]."""
         features, state = self.model.features(self.ids[tokens], enc, state)
-        return log_softmax(features @ self.weight + enc.row_bias), state
+        return features @ self.weight + enc.row_bias, state

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from seq2seq.contracts import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.runtime.network import select_state
+from seq2seq.runtime.network import log_softmax, log_sum_exp, select_state
 from seq2seq.search import Hypothesis
 from seq2seq.search.options import check_beam_options
 
@@ -25,11 +25,12 @@ def length_limits(lengths: np.ndarray, max_length: int, max_length_ratio: float)
     return np.clip(limit, 1, max_length)
 
 
-def _next_logp(model, tokens: np.ndarray, enc, state):
-    logp, state = model.decode_step(tokens, enc, state)
-    logp[:, PAD_ID] = NEG_INF
-    logp[:, BOS_ID] = NEG_INF  # never an output: BOS only starts the decoder
-    return logp, state
+def _never(scores: np.ndarray) -> np.ndarray:
+    """PAD and BOS are never an output (BOS only starts the decoder); as in torch, they are
+    masked after the softmax, so their probability still counts in its normaliser."""
+    scores[:, PAD_ID] = NEG_INF
+    scores[:, BOS_ID] = NEG_INF
+    return scores
 
 
 def greedy(
@@ -49,9 +50,10 @@ def greedy(
     scores = np.zeros(rows, np.float32)
     outputs = np.full((rows, int(limits.max())), PAD_ID, np.int64)
     for t in range(outputs.shape[1]):
-        logp, state = _next_logp(model, tokens, enc, state)
-        tokens = logp.argmax(axis=1)
-        scores[alive] += logp[np.arange(tokens.size), tokens]
+        logits, state = model.step_logits(tokens, enc, state)
+        normaliser = log_sum_exp(logits)[:, 0]
+        tokens = _never(logits).argmax(axis=1)
+        scores[alive] += logits[np.arange(tokens.size), tokens] - normaliser
         outputs[alive, t] = tokens
         ended = (tokens == EOS_ID) | (t + 1 >= limits[alive])
         if ended.any():
@@ -109,7 +111,8 @@ def beam(
     for t in range(int(limits.max())):
         live = alive.size
         base = (np.arange(live) * k)[:, None]
-        logp, state = _next_logp(model, last, enc, state)
+        logits, state = model.step_logits(last, enc, state)
+        logp = _never(log_softmax(logits))
         vocab = logp.shape[1]
         if t < min_length:
             logp[:, EOS_ID] = NEG_INF

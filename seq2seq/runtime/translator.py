@@ -4,7 +4,7 @@ only, so a one-line translation starts in a fraction of a second."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from seq2seq.translation.model_folder import (
     read_description,
     read_folder_tokenizers,
 )
-from seq2seq.translation.output import Translation, source_ids, translations
+from seq2seq.translation.output import LineTranslator
 
 
 def folder_unsupported(folder: str | Path) -> str | None:
@@ -36,7 +36,7 @@ def folder_unsupported(folder: str | Path) -> str | None:
     return unsupported(spec)
 
 
-class NumpyTranslator:
+class NumpyTranslator(LineTranslator):
     """`hypotheses` and `translations` as `seq2seq.Translator` has them, without torch."""
 
     max_source_tokens = 250
@@ -81,11 +81,9 @@ class NumpyTranslator:
         """Each line's hypotheses, best first, batched by length (an empty line gets one
         empty hypothesis)."""
         strategy = STRATEGIES[search]
-        encoded = [source_ids(self.src_tokenizer, line, self.max_source_tokens) for line in lines]
+        encoded = [self._encode(line) for line in lines]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in encoded]
-        todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in self.batches(encoded, batch_size):
             rows = [encoded[i] + [EOS_ID] for i in chunk]
             lengths = np.array([len(r) for r in rows], np.int64)
             src = np.full((len(rows), int(lengths.max())), PAD_ID, np.int64)
@@ -101,11 +99,6 @@ class NumpyTranslator:
                     found = [Hypothesis([table[t] for t in h.tokens], h.score) for h in found]
                 results[index] = found or [Hypothesis([], float("-inf"))]
         return results
-
-    def translations(
-        self, hypotheses: Sequence[Sequence[Hypothesis]], alignments: None = None, nbest: int = 1
-    ) -> list[Translation]:
-        return translations(self.tgt_tokenizer, hypotheses, alignments, nbest)
 
 
 def _tensors(path: Path) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,43 +80,67 @@ class Translation:
         return out
 
 
-def translations(
-    tgt_tokenizer: Tokenizer,
-    hypotheses: Sequence[Sequence[Hypothesis]],
-    alignments: Sequence[Sequence[list[tuple[int, int]]]] | None = None,
-    nbest: int = 1,
-    attention: Sequence[Sequence[Any]] | None = None,
-    source_tokens: Sequence[list[str]] | None = None,
-) -> list[Translation]:
-    """Each line's best Translation (with its n-best list when nbest > 1), and when given
-    each hypothesis' alignment and attention matrix and each line's source token labels."""
-    results = []
-    for index, hyps in enumerate(hypotheses):
-        found = alignments[index] if alignments is not None else []
-        matrices = attention[index] if attention is not None else []
-        options = []
-        for rank, hyp in enumerate(hyps[:nbest]):
-            translation = Translation(
-                detokenize(tgt_tokenizer, hyp.tokens),
-                float(hyp.score),
-                tgt_tokenizer.pieces(hyp.tokens),
-            )
-            if alignments is not None:
-                translation.alignment = found[rank] if rank < len(found) else []
-            if attention is not None:
-                translation.source_tokens = list(source_tokens[index]) if source_tokens else []
-                translation.attention = _weights(matrices[rank]) if rank < len(matrices) else []
-            options.append(translation)
-        best = options[0]
-        if nbest > 1:
-            best = replace(best, nbest=options)
-        results.append(best)
-    return results
+class LineTranslator:
+    """What every translator shares, whatever runs its model: a line's source ids, the
+    order lines are batched in, and Translation objects from hypotheses. Subclasses set
+    `src_tokenizer`, `tgt_tokenizer` and `max_source_tokens`."""
 
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    max_source_tokens: int
 
-def detokenize(tgt_tokenizer: Tokenizer, tokens: list[int]) -> str:
-    # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
-    return clean_line(tgt_tokenizer.decode(tokens)).strip()
+    def _encode(self, line: str) -> list[int]:
+        return source_ids(self.src_tokenizer, line, self.max_source_tokens)
+
+    def _source_ids(self, line: str) -> list[int]:
+        """The ids `_encode` gives, without its truncation warning (given once already)."""
+        return source_ids(self.src_tokenizer, line, self.max_source_tokens, warn=False)
+
+    @staticmethod
+    def batches(encoded: Sequence[list[int]], batch_size: int) -> Iterator[list[int]]:
+        """The indices of the non-empty sources, shortest first, `batch_size` at a time:
+        sentences of one length decode together, so no batch waits on a long one."""
+        todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+        for start in range(0, len(todo), batch_size):
+            yield todo[start : start + batch_size]
+
+    def translations(
+        self,
+        hypotheses: Sequence[Sequence[Hypothesis]],
+        alignments: Sequence[Sequence[list[tuple[int, int]]]] | None = None,
+        nbest: int = 1,
+        attention: Sequence[Sequence[Any]] | None = None,
+        source_tokens: Sequence[list[str]] | None = None,
+    ) -> list[Translation]:
+        """Each line's best Translation (with its n-best list when nbest > 1), and when
+        given each hypothesis' alignment and attention matrix and each line's source token
+        labels."""
+        results = []
+        for index, hyps in enumerate(hypotheses):
+            found = alignments[index] if alignments is not None else []
+            matrices = attention[index] if attention is not None else []
+            options = []
+            for rank, hyp in enumerate(hyps[:nbest]):
+                translation = Translation(
+                    self.detokenize(hyp),
+                    float(hyp.score),
+                    self.tgt_tokenizer.pieces(hyp.tokens),
+                )
+                if alignments is not None:
+                    translation.alignment = found[rank] if rank < len(found) else []
+                if attention is not None:
+                    translation.source_tokens = list(source_tokens[index]) if source_tokens else []
+                    translation.attention = _weights(matrices[rank]) if rank < len(matrices) else []
+                options.append(translation)
+            best = options[0]
+            if nbest > 1:
+                best = replace(best, nbest=options)
+            results.append(best)
+        return results
+
+    def detokenize(self, hyp: Hypothesis) -> str:
+        # Untrained or odd outputs can decode to bare "▁" pieces: no stray edge spaces.
+        return clean_line(self.tgt_tokenizer.decode(hyp.tokens)).strip()
 
 
 def _weights(matrix: Any) -> list[list[float]]:

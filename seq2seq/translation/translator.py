@@ -32,13 +32,7 @@ from seq2seq.translation.model_folder import (
     read_shortlist,
     write_model_folder,
 )
-from seq2seq.translation.output import (
-    Translation,
-    clean_line,
-    detokenize,
-    source_ids,
-    translations,
-)
+from seq2seq.translation.output import LineTranslator, Translation, clean_line
 from seq2seq.translation.shortlist import Shortlist, shortlisted, to_vocabulary
 
 log = logging.getLogger(__name__)
@@ -63,7 +57,7 @@ class ReferenceScore:
 
 
 @dataclass
-class Translator:
+class Translator(LineTranslator):
     model: Seq2Seq | Ensemble
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
@@ -221,13 +215,6 @@ class Translator:
 
     # -- translating --------------------------------------------------------------------
 
-    def _encode(self, line: str) -> list[int]:
-        return source_ids(self.src_tokenizer, line, self.max_source_tokens)
-
-    def _source_ids(self, line: str) -> list[int]:
-        """The ids `_encode` gives, without its truncation warning (given once already)."""
-        return source_ids(self.src_tokenizer, line, self.max_source_tokens, warn=False)
-
     def hypotheses(
         self,
         lines: Iterable[str],
@@ -239,11 +226,9 @@ class Translator:
         gets one empty hypothesis. `search_options` are the strategy's (beam_size, …)."""
         encoded = [self._encode(line) for line in lines]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in encoded]
-        todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
         device = next(self.model.parameters()).device
         self.model.eval()
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in self.batches(encoded, batch_size):
             src, lengths = source_tensor([encoded[i] for i in chunk])
             ids, model = None, self.model
             if self.use_shortlist and self.shortlist is not None:
@@ -283,20 +268,6 @@ class Translator:
         for index, matrix in zip(keys, matrices, strict=True):
             found[index].append(matrix)
         return found
-
-    def translations(
-        self,
-        hypotheses: Sequence[Sequence[Hypothesis]],
-        alignments: Sequence[Sequence[list[tuple[int, int]]]] | None = None,
-        nbest: int = 1,
-        attention: Sequence[Sequence[Any]] | None = None,
-        source_tokens: Sequence[list[str]] | None = None,
-    ) -> list[Translation]:
-        """Translation objects from `hypotheses()`, with (when given) each hypothesis'
-        alignment and attention matrix, and each line's source token labels."""
-        return translations(
-            self.tgt_tokenizer, hypotheses, alignments, nbest, attention, source_tokens
-        )
 
     def translate(
         self,
@@ -392,9 +363,6 @@ class Translator:
             replace(t, confidence=value, flags=self._flags(source))
             for t, value, source in zip(translations, values, ids, strict=True)
         ]
-
-    def detokenize(self, hyp: Hypothesis) -> str:
-        return detokenize(self.tgt_tokenizer, hyp.tokens)
 
     # -- scoring given translations -----------------------------------------------------
 
