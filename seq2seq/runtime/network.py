@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 CELLS = ("lstm", "gru")
+LINEARS = ("attention.key_proj", "attention.query_proj", "bridge", "memory_bridge", "combine")
 DECODERS = ("bahdanau", "luong")
 LOG2_E = np.float32(1.4426950408889634)
 THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
@@ -191,17 +192,19 @@ class NumpyModel:
             first(*out_names[: 1 if tied == "none" else 3]).T
         )  # [H, V]
         self.output_bias = weights["output_layer.bias"]
-        self.weights = weights
+        # The decoder's linear layers by their torch names: (weight transposed once, bias).
+        self.linear = {
+            name: (
+                np.ascontiguousarray(weights[f"decoder.{name}.weight"].T),
+                weights.get(f"decoder.{name}.bias"),
+            )
+            for name in LINEARS
+            if f"decoder.{name}.weight" in weights
+        }
         if options["score"] == "mlp":
-            self._w_query, self._b_query = self._linear("attention.query_proj")
+            self._w_query, self._b_query = self.linear["attention.query_proj"]
             self._v = weights["decoder.attention.v.weight"][0]
-        self._w_combine, self._b_combine = self._linear("combine")
-
-    # -- parameters of the decoder, by their torch names -------------------------------
-
-    def _linear(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        w = self.weights[f"decoder.{name}.weight"]
-        return np.ascontiguousarray(w.T), self.weights.get(f"decoder.{name}.bias")
+        self._w_combine, self._b_combine = self.linear["combine"]
 
     # -- the encoder -------------------------------------------------------------------
 
@@ -225,8 +228,7 @@ class NumpyModel:
         if score == "dot":
             keys = x
         else:
-            w, _ = self._linear("attention.key_proj")
-            keys = x @ w
+            keys = x @ self.linear["attention.key_proj"][0]
         return Encoded(x, mask, keys), self._init_state(x, summary, memory)
 
     def _init_state(self, states: np.ndarray, summary: np.ndarray, memory: np.ndarray | None):
@@ -236,7 +238,7 @@ class NumpyModel:
         bridge = self.options["bridge"]
         starts = None
         if bridge in ("learned", "learned_full"):
-            w, b = self._linear("bridge")
+            w, b = self.linear["bridge"]
             projected = summary @ w + b
             starts = np.tanh(projected) if bridge == "learned" else np.maximum(projected, 0)
         elif bridge == "last":
@@ -245,7 +247,7 @@ class NumpyModel:
             for i in range(layers):
                 rnn[i][0] = np.ascontiguousarray(starts[:, i * size : (i + 1) * size])
         if bridge == "learned_full" and memory is not None and len(rnn[0]) > 1:
-            w, b = self._linear("memory_bridge")
+            w, b = self.linear["memory_bridge"]
             cells = np.maximum(memory @ w + b, 0)
             for i in range(layers):
                 rnn[i][1] = np.ascontiguousarray(cells[:, i * size : (i + 1) * size])
