@@ -114,9 +114,13 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
     """ "2 cores of AMD EPYC (AVX2)": what a measured number must be reported with."""
-    import os
     import platform
 
     name = platform.processor() or platform.machine()
@@ -129,8 +133,7 @@ def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
         pass
     flags = cpu_flags(cpuinfo) or frozenset()
     best = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} cores of {name}" + (f" ({best[0].upper()})" if best else "")
+    return f"{available_cores()} cores of {name}" + (f" ({best[0].upper()})" if best else "")
 
 
 def cpu_bf16(flags: frozenset[str] | None = None) -> str:

@@ -21,7 +21,7 @@ from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.nn.recurrent import map_state
 from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
 from seq2seq.runtime.search import STRATEGIES
-from seq2seq.search import generate
+from seq2seq.search import Hypothesis, generate
 from seq2seq.translation.candidates import candidate_set
 from seq2seq.translation.shortlist import shortlisted
 
@@ -149,10 +149,18 @@ def test_shortlisted_search_finds_torchs_hypotheses(tmp_path: Path, strategy: st
     assert ids.size < VOCAB and not allowed.all()  # a real restriction
     options = {"beam_size": 3, "nbest": 2} if strategy == "beam" else {}
     view = shortlisted(model, torch.from_numpy(ids), torch.from_numpy(allowed))
-    expected = generate(view, src, lengths, strategy, **options)
-    found = STRATEGIES[strategy](
-        Shortlisted(numpy_model, ids, allowed), src.numpy(), lengths.numpy(), **options
-    )
+    expected = [
+        [Hypothesis(ids[h.tokens].tolist(), h.score) for h in hyps]  # union positions → ids
+        for hyps in generate(view, src, lengths, strategy, **options)
+    ]
+    runtime_view = Shortlisted(numpy_model, ids, allowed)
+    assert runtime_view.ids.shape[1] < ids.size  # rows score their own candidates only
+    found = [
+        [Hypothesis(runtime_view.vocabulary_ids(row, h.tokens), h.score) for h in hyps]
+        for row, hyps in enumerate(
+            STRATEGIES[strategy](runtime_view, src.numpy(), lengths.numpy(), **options)
+        )
+    ]
     _same_hypotheses(found, expected)
 
 
@@ -238,6 +246,27 @@ def _texts_and_scores(out: str, flags: list[str]) -> list[list[tuple[str, float]
         else:
             found.append([(line, 0.0)])
     return found
+
+
+@pytest.mark.parametrize("search", [["--search", "greedy"], ["--search", "beam", "--shortlist"]])
+def test_the_numpy_engines_threads_do_not_change_its_lines(
+    folder: Path, sources: list[str], tmp_path: Path, capsys, search
+):
+    """Batches are shared out over --threads cores; every split gives the same lines."""
+    src = tmp_path / "src.en"
+    src.write_text("\n".join(sources[:25]) + "\n", encoding="utf-8")
+    common = ["--checkpoint", str(folder), "-i", str(src), "--engine", "numpy", *search]
+    outs = [
+        _translate(capsys, *common, "--print-scores", "--threads", threads, "--batch-size", size)
+        for threads, size in (("1", "25"), ("3", "8"), ("2", "128"))
+    ]
+    found = [_texts_and_scores(out, ["--print-scores"]) for out in outs]
+    assert len(found[0]) == 25
+    texts = [[[text for text, _ in line] for line in lines] for lines in found]
+    for other in found[1:]:  # the same words; scores within float32 rounding
+        assert [[text for text, _ in line] for line in other] == texts[0]
+        scores = [[score for line in lines for _, score in line] for lines in (other, found[0])]
+        np.testing.assert_allclose(*scores, atol=1e-3)
 
 
 def test_one_line_needs_no_torch(folder: Path):

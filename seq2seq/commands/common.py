@@ -175,7 +175,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "fp16: autocast on a CUDA GPU",
     )
     parser.add_argument(
-        "--threads", type=positive_int, help="torch intra-op threads (default: torch's)"
+        "--threads",
+        type=positive_int,
+        help="torch intra-op threads (default: torch's); the numpy engine decodes this many "
+        "parts of a batch at once, one a core (default: one a core)",
     )
     parser.add_argument(
         "--quantize",

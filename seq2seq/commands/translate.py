@@ -131,7 +131,6 @@ def runtime_refusal(args: argparse.Namespace, strategies: Strategies) -> str | N
             ("--plot-attention", args.plot_attention is not None),
             ("--confidence", args.confidence),
             ("--quantize", args.quantize != "none"),
-            ("--threads", args.threads is not None),
         )
         if on
     ]
@@ -170,8 +169,8 @@ def runtime_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace | 
     if unknown:
         return None, f"it does not take {' '.join(unknown)}"
     reason = runtime_refusal(args, STRATEGIES)
-    if reason is None and args.engine == "auto" and args.search != "greedy":
-        reason = "auto runs beam search in torch"
+    if reason is None and args.engine == "auto" and args.search != "greedy" and not args.shortlist:
+        reason = "auto runs beam search over the whole vocabulary in torch"
     if reason is not None and args.engine == "numpy":
         raise ValueError(f"--engine numpy cannot run this: {reason}")
     return (args, "") if reason is None and args.engine != "torch" else (None, reason or "")
@@ -185,6 +184,8 @@ def load_runtime_translator(args: argparse.Namespace) -> NumpyTranslator:
         if translator.shortlist is None:
             raise ValueError(f"--shortlist: {args.checkpoint[0]} has no vocabulary shortlist")
         translator.use_shortlist = True
+    if args.threads:
+        translator.threads = args.threads
     log.info("--engine=%s: the numpy runtime runs %s (fp32)", args.engine, args.checkpoint[0])
     return translator
 

@@ -6,19 +6,15 @@ Bahdanau or Luong attention decoder with every bridge, score and attention outpu
 Other cells and decoders (plugins, the fixed-vector decoder) need torch:
 `unsupported` says why a model cannot run here.
 
-numpy's float32 `exp` takes a slow scalar path on CPUs without AVX-512 (15 ns an
-element against 4 for `tanh` and `exp2`), so sigmoids are computed from tanh and
-softmaxes from exp2: the same values within float32 rounding. Those element-wise
-loops run on one core, so the two largest (the attention's tanh, the output's exp2)
-are split by rows over the CPU's cores: numpy releases the GIL inside them.
+numpy's float32 `exp` takes a slow scalar path on CPUs without AVX-512 (5 ns an
+element against 3 for `tanh` and `exp2`), so sigmoids are computed from tanh and
+softmaxes from exp2: the same values within float32 rounding.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,9 +22,6 @@ CELLS = ("lstm", "gru")
 LINEARS = ("attention.key_proj", "attention.query_proj", "bridge", "memory_bridge", "combine")
 DECODERS = ("bahdanau", "luong")
 LOG2_E = np.float32(1.4426950408889634)
-THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
-SPLIT_FROM = 1 << 16  # elements; below, one core is quicker than handing work over
-_pool: ThreadPoolExecutor | None = None
 
 
 def unsupported(spec: dict[str, Any]) -> str | None:
@@ -50,24 +43,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def in_place(ufunc: np.ufunc, x: np.ndarray) -> np.ndarray:
-    """`ufunc(x, out=x)`, the rows of a large x split over the cores."""
-    global _pool
-    if THREADS == 1 or x.size < SPLIT_FROM or x.shape[0] < THREADS:
-        return ufunc(x, out=x)
-    if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="seq2seq-runtime")
-    list(_pool.map(lambda part: ufunc(part, out=part), np.array_split(x, THREADS)))
-    return x
-
-
 def log_sum_exp(x: np.ndarray) -> np.ndarray:
     """Row-wise log Σ exp of [rows, n] float32, [rows, 1] (-inf entries add nothing)."""
     top = x.max(axis=1, keepdims=True)
     # exp2 of anything under -100 adds nothing next to the maximum's 1; clipped, -inf and huge
     # negatives stay on numpy's fast path (its slow one costs 3× more, subnormals too).
     powers = np.maximum((x - top) * LOG2_E, np.float32(-100))
-    return top + np.log(in_place(np.exp2, powers).sum(axis=1, keepdims=True))
+    return top + np.log(np.exp2(powers, out=powers).sum(axis=1, keepdims=True))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -135,6 +117,14 @@ class Cell:
         return outputs, state
 
 
+class Candidates(NamedTuple):
+    """Each row's candidate tokens under a shortlist, by position (see `Shortlisted`)."""
+
+    positions: np.ndarray  # [B, N] in the batch's candidate list
+    ids: np.ndarray  # [B, N] in the vocabulary
+    bias: np.ndarray  # [B, N] the output layer's bias, -inf past the row's own
+
+
 @dataclass
 class Encoded:
     """The encoder's output for a batch, batch first; `index` keeps the given rows."""
@@ -142,11 +132,12 @@ class Encoded:
     states: np.ndarray  # [B, S, D], zero on padding
     mask: np.ndarray  # [B, S] True on real tokens
     keys: np.ndarray  # [B, S, K] attention keys, projected once
-    row_bias: np.ndarray | None = None  # [B, C] a shortlist's output bias, -inf if forbidden
+    candidates: Candidates | None = None  # each row's own, under a shortlist
 
     def index(self, rows: np.ndarray) -> Encoded:
-        bias = None if self.row_bias is None else self.row_bias[rows]
-        return Encoded(self.states[rows], self.mask[rows], self.keys[rows], bias)
+        own = self.candidates
+        own = None if own is None else Candidates(*(part[rows] for part in own))
+        return Encoded(self.states[rows], self.mask[rows], self.keys[rows], own)
 
 
 class NumpyModel:
@@ -205,6 +196,12 @@ class NumpyModel:
             self._w_query, self._b_query = self.linear["attention.query_proj"]
             self._v = weights["decoder.attention.v.weight"][0]
         self._w_combine, self._b_combine = self.linear["combine"]
+        # The first decoder layer's input projection, split as torch's decoder splits it:
+        # the embedding's share is a table of every target token's, made once, so a step
+        # looks its tokens up and multiplies only the fed-back vector.
+        first, size = self.decoder[0], self.tgt_embedding.shape[1]
+        self._token_gates = self.tgt_embedding @ first.w_ih[:size] + first.b_ih  # [V, G·H]
+        self._feed_gates = first.w_ih[size:]  # [H, G·H], empty without input feeding
 
     # -- the encoder -------------------------------------------------------------------
 
@@ -258,18 +255,18 @@ class NumpyModel:
     def features(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
         """The attentional vector [B, H] after the previous tokens [B] (vocabulary ids)."""
         rnn, feed = state
-        x = self.tgt_embedding[tokens]
+        input_gates = self._token_gates[tokens]
         if self.options["input_feed"]:
-            x = np.concatenate([x, feed], axis=1)
-        new_rnn = []
+            input_gates = input_gates + feed @ self._feed_gates
+        new_rnn: list[list[np.ndarray]] = []
         for cell, layer_state in zip(self.decoder, rnn, strict=True):
-            layer_state = cell.step(x @ cell.w_ih + cell.b_ih, layer_state)
-            new_rnn.append(layer_state)
-            x = layer_state[0]
-        h = x
+            if new_rnn:  # a layer above the first reads the output of the one below
+                input_gates = new_rnn[-1][0] @ cell.w_ih + cell.b_ih
+            new_rnn.append(cell.step(input_gates, layer_state))
+        h = new_rnn[-1][0]
         if self.options["score"] == "mlp":  # v·tanh(W_k k + W_q h + b): torch's 2v·σ(2z) − Σv
             z = enc.keys + (h @ self._w_query + self._b_query)[:, None, :]
-            scores = in_place(np.tanh, z) @ self._v
+            scores = np.tanh(z, out=z) @ self._v
         else:
             scores = np.matmul(enc.keys, h[:, :, None])[:, :, 0]
         scores = np.where(enc.mask, scores, -np.inf)
@@ -296,21 +293,41 @@ def select_state(state, rows: np.ndarray):
 
 
 class Shortlisted:
-    """A NumpyModel decoding over candidate ids [C] (`seq2seq.translation.shortlist`):
-    tokens are candidate positions, log-probabilities [B, C] are -inf where `allowed`
-    [B, C] forbids a sentence a candidate."""
+    """A NumpyModel decoding over each sentence's own candidates
+    (`seq2seq.translation.shortlist`): a batch's candidate ids [C] are scored in one
+    product, then each row keeps only its sentence's [B, N] of them (N: the most any
+    sentence has, about 300 of 8,000 on Multi30k). The softmax and the search's top-k
+    then run over N columns, not C.
+
+    Tokens are positions in the row's own list, sorted by id like the union, so the
+    special tokens (always candidates) sit at their own ids and ties fall the same way;
+    `vocabulary_ids` maps a sentence's positions back.
+    """
 
     def __init__(self, model: NumpyModel, ids: np.ndarray, allowed: np.ndarray) -> None:
-        self.model, self.ids = model, ids
+        self.model = model
         self.weight = np.ascontiguousarray(model.output_weight[:, ids])  # [H, C]
-        self.row_bias = np.where(allowed, model.output_bias[ids], np.float32(-np.inf))
+        width = int(allowed.sum(axis=1).max())
+        # each row's allowed positions first, in order; the rest pad up to the widest row
+        self.positions = np.argsort(~allowed, axis=1, kind="stable")[:, :width]  # [B, N]
+        kept = np.take_along_axis(allowed, self.positions, axis=1)
+        self.ids = ids[self.positions]  # [B, N] vocabulary ids
+        self.bias = np.where(kept, model.output_bias[self.ids], np.float32(-np.inf))
 
     def encode(self, src: np.ndarray, lengths: np.ndarray):
         enc, state = self.model.encode(src, lengths)
-        enc.row_bias = self.row_bias  # per sentence: the search reorders it with enc
+        # per sentence: the search reorders and drops them with enc
+        enc.candidates = Candidates(self.positions, self.ids, self.bias)
         return enc, state
 
+    def vocabulary_ids(self, sentence: int, tokens: list[int]) -> list[int]:
+        """A hypothesis of the batch's `sentence`-th source, from positions to ids."""
+        return self.ids[sentence, tokens].tolist()
+
     def step_logits(self, tokens: np.ndarray, enc: Encoded, state) -> tuple[np.ndarray, Any]:
-        """Scores [B, C] of the candidates after the previous candidate positions [B]."""
-        features, state = self.model.features(self.ids[tokens], enc, state)
-        return features @ self.weight + enc.row_bias, state
+        """Scores [B, N] of each row's candidates after the previous positions [B]."""
+        own = enc.candidates
+        rows = np.arange(tokens.size)
+        features, state = self.model.features(own.ids[rows, tokens], enc, state)
+        union = features @ self.weight
+        return np.take_along_axis(union, own.positions, axis=1) + own.bias, state

@@ -5,15 +5,18 @@ only, so a one-line translation starts in a fraction of a second."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
+from threadpoolctl import threadpool_limits
 
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.contracts import EOS_ID, PAD_ID
+from seq2seq.hardware import available_cores
 from seq2seq.runtime.network import NumpyModel, Shortlisted, unsupported
 from seq2seq.runtime.search import STRATEGIES
 from seq2seq.search import BATCH_SENTENCES, Hypothesis
@@ -52,6 +55,7 @@ class NumpyTranslator(LineTranslator):
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         self.shortlist = shortlist  # (table, frequent), as seq2seq.translation.shortlist
         self.use_shortlist = False
+        self.threads = available_cores()  # batches decoded at once, one a core
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> NumpyTranslator:
@@ -79,25 +83,34 @@ class NumpyTranslator(LineTranslator):
         **search_options: Any,
     ) -> list[list[Hypothesis]]:
         """Each line's hypotheses, best first, batched by length (an empty line gets one
-        empty hypothesis)."""
+        empty hypothesis). A batch is shared out over `self.threads` cores, each
+        decoding its part on its own: numpy runs element-wise work on one core, so
+        concurrent parts keep both busy where one batch would leave one idle."""
         strategy = STRATEGIES[search]
         encoded = [self._encode(line) for line in lines]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in encoded]
-        for chunk in self.batches(encoded, batch_size):
+        part = -(-batch_size // self.threads)
+
+        def decode(chunk: list[int]) -> list[list[Hypothesis]]:
             rows = [encoded[i] + [EOS_ID] for i in chunk]
             lengths = np.array([len(r) for r in rows], np.int64)
             src = np.full((len(rows), int(lengths.max())), PAD_ID, np.int64)
             for row, ids in enumerate(rows):
                 src[row, : len(ids)] = ids
-            model, table = self.model, None
-            if self.use_shortlist and self.shortlist is not None:
-                ids, allowed = candidate_set(*self.shortlist, src)
-                model, table = Shortlisted(self.model, ids, allowed), ids.tolist()
-            hyps = strategy(model, src, lengths, **search_options)
-            for index, found in zip(chunk, hyps, strict=True):
-                if table is not None:
-                    found = [Hypothesis([table[t] for t in h.tokens], h.score) for h in found]
-                results[index] = found or [Hypothesis([], float("-inf"))]
+            if not (self.use_shortlist and self.shortlist is not None):
+                return strategy(self.model, src, lengths, **search_options)
+            model = Shortlisted(self.model, *candidate_set(*self.shortlist, src))
+            return [
+                [Hypothesis(model.vocabulary_ids(row, h.tokens), h.score) for h in found]
+                for row, found in enumerate(strategy(model, src, lengths, **search_options))
+            ]
+
+        chunks = list(self.batches(encoded, part))
+        # one BLAS thread per part: the parts already fill the cores
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+            for chunk, hyps in zip(chunks, pool.map(decode, chunks), strict=True):
+                for index, found in zip(chunk, hyps, strict=True):
+                    results[index] = found or [Hypothesis([], float("-inf"))]
         return results
 
 
