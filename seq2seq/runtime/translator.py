@@ -108,7 +108,8 @@ class NumpyTranslator(LineTranslator):
         chunks = list(self.batches(encoded, part))
         # one BLAS thread per part: the parts already fill the cores
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
-            for chunk, hyps in zip(chunks, pool.map(decode, chunks), strict=True):
+            decoded = pool.map(decode, chunks) if self.threads > 1 else map(decode, chunks)
+            for chunk, hyps in zip(chunks, decoded, strict=True):
                 for index, found in zip(chunk, hyps, strict=True):
                     results[index] = found or [Hypothesis([], float("-inf"))]
         return results
