@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _PUBLIC = {
     "Translator": "seq2seq.translation.translator",
+    "NumpyTranslator": "seq2seq.runtime.translator",
     "Translation": "seq2seq.translation.translator",
     "ReferenceScore": "seq2seq.translation.translator",
     "load_config": "seq2seq.config",
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigError",
     "Hypothesis",
     "ModelSpec",
+    "NumpyTranslator",
     "PluginError",
     "ReferenceScore",
     "Seq2Seq",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from seq2seq.config import ConfigError, load_config
     from seq2seq.nn.model import ModelSpec, Seq2Seq
     from seq2seq.registry import PluginError
+    from seq2seq.runtime.translator import NumpyTranslator
     from seq2seq.search import Hypothesis, generate
     from seq2seq.translation.translator import ReferenceScore, Translation, Translator
 

@@ -17,6 +17,7 @@ from safetensors.numpy import load_file
 from safetensors.torch import save_model
 
 from seq2seq.commands.translate import main as translate_main
+from seq2seq.commands.translate import runtime_arguments
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.nn.recurrent import map_state
 from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
@@ -78,7 +79,24 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_teacher_forced_steps_give_torchs_log_probabilities(tmp_path: Path, name: str):
-    model, numpy_model = _pair(tmp_path, name)
+    _assert_same_steps(*_pair(tmp_path, name))
+
+
+@pytest.mark.parametrize("key_scale", [1.0, 60.0])
+def test_additive_attention_is_factored_only_where_keys_are_bounded(
+    tmp_path: Path, key_scale: float
+):
+    """σ(2(k + q)) as 1 / (1 + e^(−2k)·e^(−2q)) needs |k|, |q| ≤ 40; larger keys take tanh."""
+    model, _ = _pair(tmp_path, "lstm-bahdanau-onmt")
+    with torch.no_grad():
+        model.decoder.attention.key_proj.weight.mul_(key_scale)
+    save_model(model, str(tmp_path / "scaled.safetensors"))
+    numpy_model = NumpyModel(model.spec.to_dict(), load_file(tmp_path / "scaled.safetensors"))
+    assert numpy_model._factored == (key_scale == 1.0)
+    _assert_same_steps(model, numpy_model)
+
+
+def _assert_same_steps(model: Seq2Seq, numpy_model: NumpyModel) -> None:
     src, lengths = _batch()
     enc = model.encode(src, lengths)
     state = model.init_state(enc)
@@ -269,6 +287,25 @@ def test_the_numpy_engines_threads_do_not_change_its_lines(
         np.testing.assert_allclose(*scores, atol=1e-3)
 
 
+def test_the_python_api_translates_as_torchs_translator(folder: Path, sources: list[str]):
+    import seq2seq
+
+    runtime = seq2seq.NumpyTranslator.from_folder(folder)
+    translator = seq2seq.Translator.from_pretrained(folder, precision="fp32")
+    one = runtime.translate(sources[0])
+    assert one.text == translator.translate(sources[0]).text and one.text
+    found = runtime.translate(["", *sources[1:6]], search="beam", beam_size=4, nbest=2)
+    expected = translator.translate(["", *sources[1:6]], search="beam", beam_size=4, nbest=2)
+    assert found[0].text == "" and len(found) == 6
+    assert [[h.text for h in r.nbest] for r in found[1:]] == [
+        [h.text for h in r.nbest] for r in expected[1:]
+    ]
+    with pytest.raises(seq2seq.PluginError, match="runs greedy, beam"):
+        runtime.translate("A dog.", search="sample")
+    with pytest.raises(seq2seq.PluginError, match="beam_siz"):
+        runtime.translate("A dog.", search="beam", beam_siz=4)
+
+
 def test_one_line_needs_no_torch(folder: Path):
     """The auto engine translates greedily from a model folder without importing torch."""
     code = (
@@ -323,6 +360,14 @@ def test_auto_falls_back_to_torch_for_what_numpy_cannot_run(
     src.write_text("\n".join(sources[:5]) + "\n", encoding="utf-8")
     out = _translate(capsys, "--checkpoint", str(folder), "-i", str(src), "--print-alignment")
     assert len(out.splitlines()) == 5 and all("\t" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    "flags", [[], ["--search", "beam"], ["--search", "beam", "--shortlist"]], ids=str
+)
+def test_auto_runs_a_model_folder_on_numpy(folder: Path, flags: list[str]):
+    args, why_not = runtime_arguments(["--checkpoint", str(folder), *flags])
+    assert args is not None, why_not
 
 
 def test_a_damaged_weights_file_is_named(folder: Path, tmp_path: Path, capsys):

@@ -105,8 +105,7 @@ def build_parser(strategies: Strategies | None = None) -> argparse.ArgumentParse
         help="what runs the model. numpy: the built-in networks without torch, for an "
         "exported model folder (seq2seq-export), greedy or beam search (start-up in a "
         "fraction of a second instead of seconds; same output within float32 rounding); "
-        "torch: every model and option; auto: numpy for greedy search where it can run, "
-        "torch otherwise (beam search over many lines is faster in torch)",
+        "torch: every model and option; auto: numpy where it can run, torch otherwise",
     )
     add_search_arguments(parser, strategies)  # last: strategy options never shadow the above
     return parser
@@ -169,8 +168,6 @@ def runtime_arguments(argv: Sequence[str] | None) -> tuple[argparse.Namespace | 
     if unknown:
         return None, f"it does not take {' '.join(unknown)}"
     reason = runtime_refusal(args, STRATEGIES)
-    if reason is None and args.engine == "auto" and args.search != "greedy" and not args.shortlist:
-        reason = "auto runs beam search over the whole vocabulary in torch"
     if reason is not None and args.engine == "numpy":
         raise ValueError(f"--engine numpy cannot run this: {reason}")
     return (args, "") if reason is None and args.engine != "torch" else (None, reason or "")

@@ -17,9 +17,10 @@ from threadpoolctl import threadpool_limits
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.contracts import EOS_ID, PAD_ID
 from seq2seq.hardware import available_cores
+from seq2seq.registry import PluginError
 from seq2seq.runtime.network import NumpyModel, Shortlisted, unsupported
 from seq2seq.runtime.search import STRATEGIES
-from seq2seq.search import BATCH_SENTENCES, Hypothesis
+from seq2seq.search import BATCH_SENTENCES, Hypothesis, check_options
 from seq2seq.tokenizers import Tokenizer
 from seq2seq.translation.candidates import candidate_set
 from seq2seq.translation.model_folder import (
@@ -40,7 +41,8 @@ def folder_unsupported(folder: str | Path) -> str | None:
 
 
 class NumpyTranslator(LineTranslator):
-    """`hypotheses` and `translations` as `seq2seq.Translator` has them, without torch."""
+    """`translate`, `hypotheses` and `translations` as `seq2seq.Translator` has them,
+    without torch, for a model folder (`from_folder`)."""
 
     max_source_tokens = 250
 
@@ -86,7 +88,10 @@ class NumpyTranslator(LineTranslator):
         empty hypothesis). A batch is shared out over `self.threads` cores, each
         decoding its part on its own: numpy runs element-wise work on one core, so
         concurrent parts keep both busy where one batch would leave one idle."""
-        strategy = STRATEGIES[search]
+        strategy = STRATEGIES.get(search)
+        if strategy is None:
+            raise PluginError(f"search '{search}': the numpy runtime runs {', '.join(STRATEGIES)}")
+        check_options(search, search_options, strategy)
         encoded = [self._encode(line) for line in lines]
         results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in encoded]
         part = -(-batch_size // self.threads)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from seq2seq.search import Hypothesis
+from seq2seq.search import BATCH_SENTENCES, Hypothesis
 from seq2seq.tokenizers import EOS_ID, SPECIALS, Tokenizer
 
 EOS_LABEL = SPECIALS[EOS_ID]  # the label of the EOS row and column of attention matrices
@@ -95,6 +95,41 @@ class LineTranslator:
     def _source_ids(self, line: str) -> list[int]:
         """The ids `_encode` gives, without its truncation warning (given once already)."""
         return source_ids(self.src_tokenizer, line, self.max_source_tokens, warn=False)
+
+    def hypotheses(
+        self,
+        lines: Iterable[str],
+        search: str = "greedy",
+        batch_size: int = BATCH_SENTENCES,
+        **search_options: Any,
+    ) -> list[list[Hypothesis]]:
+        """Token-level hypotheses for each line, in input order, best first; an empty line
+        gets one empty hypothesis. Each engine searches its own way."""
+        raise NotImplementedError
+
+    def _search(
+        self, texts: str | Sequence[str], search: str, nbest: int, batch_size: int, options
+    ) -> tuple[list[str], list[list[Hypothesis]]]:
+        """`translate`'s lines and their hypotheses (nbest > 1 asks the search for as many)."""
+        lines = [texts] if isinstance(texts, str) else list(texts)
+        if nbest != 1:
+            options["nbest"] = nbest
+        return lines, self.hypotheses(lines, search=search, batch_size=batch_size, **options)
+
+    def translate(
+        self,
+        texts: str | Sequence[str],
+        *,
+        search: str = "greedy",
+        nbest: int = 1,
+        batch_size: int = BATCH_SENTENCES,
+        **search_options: Any,
+    ) -> Translation | list[Translation]:
+        """Translate one text (a Translation) or a list of texts (a list, in order);
+        `search_options` are the strategy's (beam_size, length_penalty, …)."""
+        _, hyps = self._search(texts, search, nbest, batch_size, search_options)
+        results = self.translations(hyps, nbest=nbest)
+        return results[0] if isinstance(texts, str) else results
 
     @staticmethod
     def batches(encoded: Sequence[list[int]], batch_size: int) -> Iterator[list[int]]:

@@ -291,10 +291,7 @@ class Translator(LineTranslator):
         """
         from seq2seq.translation.alignment import hard_alignment, token_labels
 
-        lines = [texts] if isinstance(texts, str) else list(texts)
-        if nbest != 1:
-            search_options["nbest"] = nbest
-        hyps = self.hypotheses(lines, search=search, batch_size=batch_size, **search_options)
+        lines, hyps = self._search(texts, search, nbest, batch_size, search_options)
         alignments = matrices = sources = None
         if alignment or attention:
             found = self.attention(lines, [h[:nbest] for h in hyps], batch_size)
