@@ -78,6 +78,7 @@ from vs_opennmt_report import (
     onmt_speeds,
     our_speeds,
     steady_median,
+    their_value,
 )
 
 SIDES = {"seq2seq": "seq2seq", "onmt": "OpenNMT-py"}
@@ -411,7 +412,7 @@ def benchmark(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]
         },
         **results,
         "advantage_of_seq2seq": {
-            key: advantage(ours.get(key), theirs.get(key), better)
+            key: advantage(ours.get(key), their_value(theirs, key), better)
             for key, _, better in ROWS
             if better
         },

@@ -88,8 +88,7 @@ def translate_command(
 ) -> list[str]:
     """One toolkit's translation of `src` into `out` (beam 1: greedy) with its final
     model, DECODE_BATCH sentences a batch; seq2seq from its exported model folder (the
-    default engine: numpy for greedy search, torch for beam), with --shortlist for
-    `*_shortlist`."""
+    default engine runs it on numpy, without torch), with --shortlist for `*_shortlist`."""
     if side == "seq2seq":
         checkpoint = model_folder(work)
         search = ["greedy"] if beam == 1 else ["beam", "--beam-size", str(beam)]
@@ -109,7 +108,7 @@ def translate_command(
 
 def startup_run(name: str) -> str:
     """The one-sentence run that is translation run `name`'s start-up: the same search
-    (seq2seq runs greedy search without torch and beam search with it)."""
+    (a toolkit may load more, or differently, for one search than the other)."""
     beam = {**SEARCHES, **SHORTLISTED}[name]
     return "first" if beam == 1 else f"first_beam{beam}"
 

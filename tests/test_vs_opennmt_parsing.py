@@ -108,3 +108,7 @@ def test_the_table_labels_and_directions():
     assert rows["train: wall clock with start-up, s"].endswith("| 60.00 | 90.00 | 1.50× |")
     assert rows["greedy: BLEU"].endswith("| 12.25 | 11.00 | +1.25 BLEU |")
     assert rows["beam5: BLEU"].endswith("| — | — | — |")  # not measured
+    # OpenNMT-py has no shortlist: seq2seq's --shortlist run is set against its plain one
+    ours["greedy_shortlist_bleu"] = 12.5
+    shortlisted = report.format_table(ours, theirs).splitlines()
+    assert "| greedy: BLEU, seq2seq --shortlist | 12.50 | 11.00 | +1.50 BLEU |" in shortlisted
