@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import sacrebleu
 import torch
+from eval_set import add_test_set_arguments, read_test_set
 
-from seq2seq.data.reading import read_parallel
 from seq2seq.hardware import cpu_description, tune_allocator
 from seq2seq.translation.translator import Translator
 
@@ -40,14 +39,12 @@ SEARCHES = {"greedy": {}, "beam 5": {"beam_size": 5}}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a model with a shortlist")
-    data = Path(os.environ.get("SEQ2SEQ_DATA", "data")) / "multi30k"
-    parser.add_argument("--src", type=Path, default=data / "test_2016_flickr.en.gz")
-    parser.add_argument("--ref", type=Path, default=data / "test_2016_flickr.de.gz")
+    add_test_set_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2, help="times each option runs")
     parser.add_argument("-o", "--output", help="also write the results here, as JSON")
     args = parser.parse_args(argv)
     tune_allocator()
-    src, ref = read_parallel(args.src, args.ref)
+    src, ref = read_test_set(args)
     plain = Translator.from_pretrained(args.checkpoint, precision="fp32")
     if plain.shortlist is None:
         parser.error(f"{args.checkpoint} has no shortlist (trained before shortlists existed)")

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import sacrebleu
+from eval_set import add_test_set_arguments, read_test_set
 
-from seq2seq.data.reading import read_parallel
 from seq2seq.hardware import cpu_description
 
 # name → (input: one line or the test set, extra flags)
@@ -51,13 +51,11 @@ def timed(command: list[str]) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint file or run folder")
-    data = Path(os.environ.get("SEQ2SEQ_DATA", "data")) / "multi30k"
-    parser.add_argument("--src", type=Path, default=data / "test_2016_flickr.en.gz")
-    parser.add_argument("--ref", type=Path, default=data / "test_2016_flickr.de.gz")
+    add_test_set_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command")
     parser.add_argument("-o", "--output", help="also write the results here, as JSON")
     args = parser.parse_args(argv)
-    src, ref = read_parallel(args.src, args.ref)
+    src, ref = read_test_set(args)
     work = Path(tempfile.mkdtemp(prefix="engines-"))
     inputs = {"first": work / "first.txt", "test": work / "test.txt"}
     inputs["first"].write_text(src[0] + "\n", encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,11 +83,14 @@ class Translation:
 class LineTranslator:
     """What every translator shares, whatever runs its model: a line's source ids, the
     order lines are batched in, and Translation objects from hypotheses. Subclasses set
-    `src_tokenizer`, `tgt_tokenizer` and `max_source_tokens`."""
+    `src_tokenizer`, `tgt_tokenizer` and `max_source_tokens`, and define `hypotheses`."""
 
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
     max_source_tokens: int
+    # each engine searches its own way: (lines, search, batch_size, **options) → per
+    # line, its hypotheses, best first (an empty line gets one empty hypothesis)
+    hypotheses: Callable[..., list[list[Hypothesis]]]
 
     def _encode(self, line: str) -> list[int]:
         return source_ids(self.src_tokenizer, line, self.max_source_tokens)
@@ -95,17 +98,6 @@ class LineTranslator:
     def _source_ids(self, line: str) -> list[int]:
         """The ids `_encode` gives, without its truncation warning (given once already)."""
         return source_ids(self.src_tokenizer, line, self.max_source_tokens, warn=False)
-
-    def hypotheses(
-        self,
-        lines: Iterable[str],
-        search: str = "greedy",
-        batch_size: int = BATCH_SENTENCES,
-        **search_options: Any,
-    ) -> list[list[Hypothesis]]:
-        """Token-level hypotheses for each line, in input order, best first; an empty line
-        gets one empty hypothesis. Each engine searches its own way."""
-        raise NotImplementedError
 
     def _search(
         self, texts: str | Sequence[str], search: str, nbest: int, batch_size: int, options
