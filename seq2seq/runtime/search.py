@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from seq2seq.contracts import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.runtime.network import log_softmax, log_sum_exp, select_state
+from seq2seq.runtime.network import log_sum_exp, select_state
 from seq2seq.search import Hypothesis
 from seq2seq.search.options import check_beam_options
 
@@ -71,11 +71,21 @@ def greedy(
     return hyps
 
 
-def _top(candidates: np.ndarray, n: int) -> np.ndarray:
-    """Column indices of each row's n largest values, largest first."""
-    index = np.argpartition(-candidates, n - 1, axis=1)[:, :n]
-    values = np.take_along_axis(candidates, index, axis=1)
-    return np.take_along_axis(index, np.argsort(-values, axis=1, kind="stable"), axis=1)
+def _top(candidates: np.ndarray, n: int, block: int) -> np.ndarray:
+    """Column indices of each row's n largest values, largest first, ties lower column first.
+
+    A selection over the whole row (k·V values) is the costliest pass of a beam step, so
+    the n-th largest of the row's first `block` columns (the best beam's tokens) bounds
+    the answer from below: at least n values reach it, and only those few are sorted.
+    """
+    rows, width = candidates.shape
+    block = min(max(block, n), width)
+    bound = np.partition(candidates[:, :block], block - n, axis=1)[:, block - n]
+    flat = np.flatnonzero(candidates >= bound[:, None])
+    row, column = np.divmod(flat, width)
+    order = np.lexsort((column, -candidates.reshape(-1)[flat], row))  # row, value, column
+    starts = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=rows))[:-1]])
+    return column[order[starts[:, None] + np.arange(n)]]
 
 
 def beam(
@@ -112,12 +122,13 @@ def beam(
         live = alive.size
         base = (np.arange(live) * k)[:, None]
         logits, state = model.step_logits(last, enc, state)
-        logp = _never(log_softmax(logits))
+        # in place, as torch's scores + log_softmax(logits): the [rows, V] arrays dominate
+        logp = _never(np.subtract(logits, log_sum_exp(logits), out=logits))
         vocab = logp.shape[1]
         if t < min_length:
             logp[:, EOS_ID] = NEG_INF
-        candidates = (scores.reshape(-1, 1) + logp).reshape(live, k * vocab)
-        top_index = _top(candidates, 2 * k)
+        candidates = np.add(logp, scores.reshape(-1, 1), out=logp).reshape(live, k * vocab)
+        top_index = _top(candidates, 2 * k, vocab)
         top_scores = np.take_along_axis(candidates, top_index, axis=1)
         top_beam, top_token = top_index // vocab, top_index % vocab
         top_row = base + top_beam  # the row each candidate extends
