@@ -14,6 +14,7 @@ import torch
 
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.commands.translate import main as translate_main
+from seq2seq.hardware import autocast
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.search import length_limits
@@ -76,6 +77,18 @@ def test_rows_are_distributions_over_the_real_source_tokens(decoded) -> None:
         assert torch.isfinite(matrix).all()
         assert (matrix >= 0).all()
         torch.testing.assert_close(matrix.sum(dim=1), torch.ones(len(tgt) + 1))
+
+
+def test_bf16_rows_still_sum_to_one(translator: Translator, decoded) -> None:
+    """Under bf16 autocast (the default where the CPU has it) the matrices users see are
+    float32 softmaxes: bf16 weights would sum to 1 only within about 1e-3."""
+    sources, targets, fp32 = decoded
+    with autocast("cpu", "bf16"):
+        matrices = attention_matrices(translator.model, sources, targets, batch_size=5)
+    for matrix, exact in zip(matrices, fp32, strict=True):
+        assert matrix.dtype == torch.float32
+        torch.testing.assert_close(matrix.sum(dim=1), torch.ones(len(matrix)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(matrix, exact, atol=0.05, rtol=0)  # bf16 scores, same picture
 
 
 def test_batching_does_not_change_the_matrix(translator: Translator, decoded) -> None:

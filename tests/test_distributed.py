@@ -30,6 +30,8 @@ SMALL = [
     "trainer.log_every=1",
     "trainer.eval_sentences=50",
     "trainer.threads=1",
+    # torchrun's workers do not see conftest's no_native_bf16: fp32, as the run in this process
+    "trainer.precision=fp32",
 ]
 
 

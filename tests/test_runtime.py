@@ -21,7 +21,8 @@ from seq2seq.commands.translate import runtime_arguments
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.nn.recurrent import map_state
 from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
-from seq2seq.runtime.search import STRATEGIES
+from seq2seq.runtime import network
+from seq2seq.runtime.search import STRATEGIES, _top
 from seq2seq.search import Hypothesis, generate
 from seq2seq.translation.candidates import candidate_set
 from seq2seq.translation.shortlist import shortlisted
@@ -380,3 +381,34 @@ def test_a_damaged_weights_file_is_named(folder: Path, tmp_path: Path, capsys):
         translate_main(["--checkpoint", str(broken), "--engine", "numpy"])
     assert exit_.value.code == 2
     assert "model.safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("block", [1, 3, 8, 40])
+def test_beam_selection_is_a_stable_sort_of_each_row(block: int):
+    """_top's bounded selection equals sorting each whole row, largest first, ties by the
+    lower column: on rows with ties, -inf beams, and blocks narrower than n."""
+    rng = np.random.default_rng(0)
+    rows = rng.integers(-6, 0, size=(7, 40)).astype(np.float32)  # many ties
+    rows[1, 8:] = -np.inf  # beams that have ended or were never filled
+    rows[2] = rng.standard_normal(40).astype(np.float32)
+    rows[3, :] = -1.0  # one value everywhere
+    for n in (1, 4, 10):
+        expected = np.argsort(-rows, axis=1, kind="stable")[:, :n]
+        np.testing.assert_array_equal(_top(rows, n, block), expected)
+
+
+@pytest.mark.parametrize("fast_exp", [True, False])
+def test_both_exponentials_give_the_same_softmax(monkeypatch, fast_exp: bool):
+    """numpy's exp (AVX-512) and exp2 (elsewhere) softmax alike, -inf entries included."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((5, 300)) * 8).astype(np.float32)
+    x[0, 10:] = -np.inf
+    x[4, :] = -200.0  # every term far below float32's exp range but the row's own maximum
+    monkeypatch.setattr(network, "FAST_EXP", fast_exp)
+    exact = torch.from_numpy(x).double()
+    np.testing.assert_allclose(
+        network.log_sum_exp(x)[:, 0], torch.logsumexp(exact, 1).numpy(), rtol=1e-6, atol=1e-5
+    )
+    weights = network.softmax(x)
+    np.testing.assert_allclose(weights, torch.softmax(exact, 1).numpy(), rtol=1e-5, atol=1e-7)
+    assert (weights[0, 10:] < 1e-29).all()

@@ -8,6 +8,7 @@ answers; every limit and every hostile input gets a 4xx naming the problem (neve
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import socket
@@ -187,11 +188,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(attention_run: Path):
-    """`seq2seq-serve` in its own process: (base URL, process)."""
+def server(attention_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`seq2seq-serve` in its own process: (base URL, process). In fp32, as `translator`
+    (a subprocess does not see conftest's no_native_bf16)."""
     port = free_port()
+    config = tmp_path_factory.mktemp("serve") / "serve.yaml"
+    model = {"checkpoint": str(attention_run), "precision": "fp32"}
+    config.write_text(json.dumps({"models": {"tiny": model}}), encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "seq2seq.commands.serve", "--model", f"tiny={attention_run}"]
+        [sys.executable, "-m", "seq2seq.commands.serve", "--config", str(config)]
         + ["--port", str(port), "--max-wait-ms", "20"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -237,7 +242,14 @@ def test_concurrent_clients_get_their_own_answers(server, translator, sentences)
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(ask, sentences))
     assert len(answers) == 50
-    assert all(text == expected[sentence] for sentence, text in answers)
+    # Batched with other requests, a sentence's float rounding changes, so where two of
+    # this tiny model's hypotheses tie to 1e-4 either may win; any other answer (another
+    # request's) scores far lower for this sentence.
+    differ = [(sentence, text) for sentence, text in answers if text != expected[sentence]]
+    assert len(differ) <= 5, differ
+    for sentence, text in differ:
+        got, best = translator.score([sentence, sentence], [text, expected[sentence]])
+        assert got.logprob == pytest.approx(best.logprob, rel=1e-4), (sentence, text)
     batches = metric(url, 'seq2seq_batch_sentences_count{model="tiny"}')
     assert batches < 50, "no two requests were decoded together"
 
