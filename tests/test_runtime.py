@@ -20,8 +20,8 @@ from seq2seq.commands.translate import main as translate_main
 from seq2seq.commands.translate import runtime_arguments
 from seq2seq.nn.model import ModelSpec, Seq2Seq
 from seq2seq.nn.recurrent import map_state
-from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
 from seq2seq.runtime import network
+from seq2seq.runtime.network import NumpyModel, Shortlisted, log_softmax, select_state
 from seq2seq.runtime.search import STRATEGIES, _top
 from seq2seq.search import Hypothesis, generate
 from seq2seq.translation.candidates import candidate_set
