@@ -156,7 +156,15 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+QUANTIZE_HELP = (
+    "int8: dynamically quantized linear layers (CPU, fp32 precision): "
+    "faster decoding, outputs within rounding of the fp32 model's"
+)
+
+
+def add_model_arguments(
+    parser: argparse.ArgumentParser, quantize_help: str = QUANTIZE_HELP
+) -> None:
     """How a loaded model runs (load_translator applies them): batch size, device,
     precision, threads; one definition, so translate and bleu agree."""
     parser.add_argument(
@@ -184,8 +192,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=["none", "int8"],
         default="none",
-        help="int8: dynamically quantized linear layers (CPU, fp32 precision): "
-        "faster decoding, outputs within rounding of the fp32 model's",
+        help=quantize_help,
     )
     parser.add_argument(
         "--shortlist",
@@ -198,7 +205,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_search_arguments(
-    parser: argparse.ArgumentParser, strategies: Strategies | None = None
+    parser: argparse.ArgumentParser,
+    strategies: Strategies | None = None,
+    quantize_help: str = QUANTIZE_HELP,
 ) -> None:
     """Search flags: the limits every strategy takes, then each strategy's own options
     (of `strategies`, default: every installed one).
@@ -226,7 +235,7 @@ def add_search_arguments(
         metavar="KEY=VALUE",
         help="an option of the chosen strategy that has no flag of its own (repeatable)",
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, quantize_help)
     taken = set(parser._option_string_actions)
     for entry in search_flags(strategies).values():
         if entry.flag in taken:

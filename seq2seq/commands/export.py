@@ -23,7 +23,7 @@ from seq2seq.commands.common import (
 from seq2seq.data.corpora import SPLITS
 from seq2seq.nn.ensemble import Ensemble
 from seq2seq.translation.metrics import corpus_scores
-from seq2seq.translation.model_folder import CONFIG_NAME, WEIGHTS_NAME
+from seq2seq.translation.model_folder import CONFIG_NAME, WEIGHTS_NAME, int8_round_trip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-scores", action="store_true", help="do not translate the split: a card without scores"
     )
-    add_search_arguments(parser)
+    add_search_arguments(
+        parser,
+        quantize_help="int8: store each weight matrix as int8 with a float32 scale per row, "
+        "a quarter of the size; the folder translates with the stored weights, and the "
+        "card's scores are measured with them",
+    )
     return parser
 
 
@@ -79,9 +84,13 @@ def _main(argv: list[str] | None = None) -> int:
             "README.md)"
         )
     args.checkpoint = [args.checkpoint]
+    weights = "int8" if args.quantize == "int8" else "fp32"
+    args.quantize = "none"  # here it says how the folder stores the weights, not how to decode
     translator = load_translator(args)
     if isinstance(translator.model, Ensemble):  # pragma: no cover - one path is taken
         raise ValueError("export takes one model")
+    if weights == "int8":
+        int8_round_trip(translator.model)
     if not args.no_scores:
         src, ref, name = evaluation_set(
             translator.config, args.src, args.ref, args.split, args.data_root
@@ -106,8 +115,12 @@ def _main(argv: list[str] | None = None) -> int:
         ]
         for result in metrics.values():
             print(result["text"])
-    translator.save_pretrained(out)
-    print(f"wrote {out}: {WEIGHTS_NAME}, {CONFIG_NAME}, tokenizer/, README.md")
+    translator.save_pretrained(out, weights)
+    size = (out / WEIGHTS_NAME).stat().st_size / 2**20
+    print(
+        f"wrote {out}: {WEIGHTS_NAME} ({weights}, {size:.1f} MiB), {CONFIG_NAME}, "
+        "tokenizer/, README.md"
+    )
     return 0
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
 from threadpoolctl import threadpool_limits
 
 from seq2seq.checkpoint import CheckpointError
@@ -28,6 +26,7 @@ from seq2seq.translation.model_folder import (
     WEIGHTS_NAME,
     read_description,
     read_folder_tokenizers,
+    read_tensors,
 )
 from seq2seq.translation.output import LineTranslator
 
@@ -64,7 +63,7 @@ class NumpyTranslator(LineTranslator):
         folder = Path(folder)
         description = read_description(folder)
         try:
-            model = NumpyModel(description["model_spec"], _tensors(folder / WEIGHTS_NAME))
+            model = NumpyModel(description["model_spec"], read_tensors(folder / WEIGHTS_NAME))
         except (KeyError, TypeError, IndexError) as exc:
             raise CheckpointError(
                 f"{folder / WEIGHTS_NAME} does not hold the weights {folder / 'config.json'} "
@@ -72,7 +71,7 @@ class NumpyTranslator(LineTranslator):
             ) from None
         shortlist = None
         if (folder / SHORTLIST_NAME).is_file():
-            found = _tensors(folder / SHORTLIST_NAME)
+            found = read_tensors(folder / SHORTLIST_NAME)
             shortlist = (found["table"].astype(np.int64), found["frequent"].astype(np.int64))
         src, tgt = read_folder_tokenizers(folder)
         return cls(model, src, tgt, shortlist)
@@ -118,10 +117,3 @@ class NumpyTranslator(LineTranslator):
                 for index, found in zip(chunk, hyps, strict=True):
                     results[index] = found or [Hypothesis([], float("-inf"))]
         return results
-
-
-def _tensors(path: Path) -> dict[str, np.ndarray]:
-    try:
-        return load_file(path)
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+WEIGHT_TEXT = {
+    "fp32": "float32",
+    "int8": "int8, one float32 scale per row (loaded as float32; scores measured so)",
+}
 LANGUAGE_NAMES = {
     "cs": "Czech",
     "de": "German",
@@ -60,6 +64,7 @@ def model_card(description: dict[str, Any], parameters: int) -> str:
         f"| vocabulary (source / target) | {spec.get('src_vocab_size')} / "
         f"{spec.get('tgt_vocab_size')} |",
         f"| parameters | {parameters:,} |",
+        f"| weights | {WEIGHT_TEXT.get(description.get('weights', 'fp32'), '?')} |",
         "",
         "## Training",
         "",

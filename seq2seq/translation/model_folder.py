@@ -19,8 +19,10 @@ from seq2seq import __version__
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.tokenizers import Tokenizer
 from seq2seq.tokenizers.files import load_tokenizers, save_tokenizers
+from seq2seq.translation.int8_weights import WEIGHT_FORMATS, dequantize_weights, quantize_weights
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from seq2seq.nn.model import Seq2Seq
@@ -44,23 +46,32 @@ def write_model_folder(
     config: dict[str, Any],
     metadata: dict[str, Any],
     shortlist: dict[str, torch.Tensor] | None = None,
+    weights: str = "fp32",
 ) -> Path:
     """Write weights, config.json, tokenizer/ and the shortlist (if any) into `folder`
     (the card is the caller's).
 
     `tokenizers` is (registered type, source, target); `config` the training config;
-    `metadata` what the model card shows (scores, the training command, the run summary).
+    `metadata` what the model card shows (scores, the training command, the run summary);
+    `weights` fp32, or int8 for matrices stored as int8 (seq2seq.translation.int8_weights).
     """
+    from safetensors import numpy as safetensors_numpy
     from safetensors.torch import save_file, save_model
+
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights {weights!r}: expected one of {', '.join(WEIGHT_FORMATS)}")
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
     # save_model keeps one copy of tied tensors (shared embeddings), which safetensors needs.
-    weights = folder / WEIGHTS_NAME
-    save_model(model, str(weights), metadata={"format": FORMAT})
-    written = [weights]
+    path = folder / WEIGHTS_NAME
+    save_model(model, str(path), metadata={"format": FORMAT})
+    if weights == "int8":  # quantized from what save_model wrote: one copy of tied tensors
+        tensors = quantize_weights(safetensors_numpy.load_file(path))
+        safetensors_numpy.save_file(tensors, path, metadata={"format": FORMAT})
+    written = [path]
     if shortlist is not None:
         save_file({k: v.contiguous() for k, v in shortlist.items()}, folder / SHORTLIST_NAME)
         written.append(folder / SHORTLIST_NAME)
@@ -75,6 +86,7 @@ def write_model_folder(
         "source_language": data.get("src_lang"),
         "target_language": data.get("tgt_lang"),
         "model_spec": model.spec.to_dict(),
+        "weights": weights,
         "metadata": metadata,
         "training_config": config,
     }
@@ -111,15 +123,14 @@ def read_model_folder(
     folder: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Seq2Seq, Tokenizer, Tokenizer, dict[str, Any]]:
     """(model, source tokenizer, target tokenizer, config.json's content) of a folder."""
-    from safetensors.torch import load_model
-
     from seq2seq.nn.model import ModelSpec, Seq2Seq
 
     folder = Path(folder)
     description = read_description(folder)
+    weights = read_tensors(folder / WEIGHTS_NAME)
     try:
         model = Seq2Seq(ModelSpec(**description["model_spec"]))
-        load_model(model, str(folder / WEIGHTS_NAME), strict=True)
+        _load_state(model, weights)
     except (KeyError, TypeError, RuntimeError, OSError) as exc:
         raise CheckpointError(
             f"{folder / WEIGHTS_NAME} does not hold the weights {folder / CONFIG_NAME} "
@@ -129,14 +140,47 @@ def read_model_folder(
     return model.to(device).eval(), src, tgt, description
 
 
+def int8_round_trip(model: torch.nn.Module) -> None:
+    """Give `model` the weights an int8 folder of it stores, in place, so that what it
+    scores before export is what the folder will translate with."""
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    rounded = dequantize_weights(quantize_weights(state), "the model")
+    _load_state(model, rounded)
+
+
 def read_shortlist(folder: str | Path) -> dict[str, torch.Tensor] | None:
     """The folder's shortlist tensors, or None if it has none."""
-    from safetensors.torch import load_file
+    import torch
 
     path = Path(folder) / SHORTLIST_NAME
     if not path.is_file():
         return None
+    return {k: torch.from_numpy(v) for k, v in read_tensors(path).items()}
+
+
+def read_tensors(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file's tensors by name, int8 matrices dequantized to float32. Tied
+    weights are stored once, under one of their names. No torch: the numpy runtime reads
+    folders here too."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
     try:
-        return load_file(path)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable shortlist ({exc})") from None
+        return dequantize_weights(load_file(path), str(path))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _load_state(model: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+    """Copy `weights` into `model`; a name missing from the file is fine only where it is
+    tied to one that is there (the same tensor under two names)."""
+    import torch
+
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in weights.items()}, strict=False
+    )
+    state = model.state_dict()
+    loaded = {state[k].data_ptr() for k in weights if k in state}
+    missing = [k for k in missing if state[k].data_ptr() not in loaded]
+    if missing or unexpected:
+        raise RuntimeError(f"missing tensors {missing}, unexpected tensors {unexpected}")
