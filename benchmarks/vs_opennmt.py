@@ -207,13 +207,19 @@ def train_result(
     }
 
 
-def train_seq2seq(work: Path, data_root: Path, updates: int) -> dict:
+AUTO_CHOICE = re.compile(r"precision=auto: (\w+), because")  # seq2seq logs what auto chose
+
+
+def train_seq2seq(work: Path, data_root: Path, updates: int, precision: str) -> dict:
     run_dir = work / "seq2seq" / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    done = run(our_train_command(work, data_root, updates), work / "seq2seq" / "logs" / "train.log")
+    command = our_train_command(work, data_root, updates, precision)
+    done = run(command, work / "seq2seq" / "logs" / "train.log")
     metrics = run_dir / "metrics.jsonl"
     lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.is_file() else []
-    return train_result(done, OUR_LOOP, OUR_END, our_speeds(lines), None)
+    found = train_result(done, OUR_LOOP, OUR_END, our_speeds(lines), None)
+    chosen = [m[1] for _, text in done.lines if (m := AUTO_CHOICE.search(text))]
+    return {**found, "precision": chosen[0] if chosen else precision}
 
 
 def export_seq2seq(work: Path) -> dict:
@@ -312,7 +318,8 @@ def run_side(side: str, args: argparse.Namespace, work: Path, venv: Path) -> dic
     print(f"== {SIDES[side]}", flush=True)
     found = {"toolkit": SIDES[side], "updates": args.updates, **versions(side, work, venv)}
     if side == "seq2seq":
-        found["train"] = train_seq2seq(work, args.data_root, args.updates)
+        found["train"] = train_seq2seq(work, args.data_root, args.updates, args.train_precision)
+        found["train_precision"] = args.train_precision
         found["export"] = export_seq2seq(work)
     else:
         found["train"] = train_onmt(work, venv, args.updates)
@@ -366,7 +373,11 @@ def print_report(report: dict) -> None:
         f"torch {m['torch']}, {m['torch_threads']} threads; torch.mm 1024²: "
         f"fp32 {m['fp32_matmul_gflops']} GFLOP/s, bf16 {m['bf16_matmul_gflops']} GFLOP/s"
     )
-    print(f"{report['settings']['updates']} updates; speed = median after update {LOG_EVERY}\n")
+    precision = (ours or {}).get("train", {}).get("precision", "?")
+    print(
+        f"{report['settings']['updates']} updates; seq2seq trains in {precision}, OpenNMT-py "
+        f"in fp32; speed = median after update {LOG_EVERY}\n"
+    )
     print(format_table(measures(ours), measures(theirs)))
     if ours and theirs and ours["torch"] != theirs["torch"]:
         print(f"\nwarning: torch differs: seq2seq {ours['torch']}, OpenNMT-py {theirs['torch']}")
@@ -402,6 +413,7 @@ def benchmark(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]
         "machine": info,
         "settings": {
             "updates": args.updates,
+            "seq2seq_train_precision": args.train_precision,
             "log_every": LOG_EVERY,
             "batch_sentences": BATCH,
             "beam_size": BEAM,
@@ -444,7 +456,8 @@ def plan(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]) -> 
             )
             steps += [shell_line(c, True) for c in onmt_train_commands(work, venv)]
         else:
-            steps.append(shell_line(our_train_command(work, args.data_root, args.updates)))
+            command = our_train_command(work, args.data_root, args.updates, args.train_precision)
+            steps.append(shell_line(command))
             steps.append(shell_line(export_command(work)))
         for name, beam, src in translations(work, side):
             out = work / side / f"{name}.de"
@@ -475,6 +488,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=300,
         help="training updates per toolkit, a multiple of 50; the first 50 are the warm-up "
         "(default: 300)",
+    )
+    parser.add_argument(
+        "--train-precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="seq2seq's trainer.precision (default: auto, bf16 where the CPU has it native); "
+        "OpenNMT-py trains in fp32",
     )
     parser.add_argument(
         "--workdir", type=Path, default=Path("outputs/vs_opennmt"), help="runs, logs, outputs"

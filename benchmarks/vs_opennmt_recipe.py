@@ -51,11 +51,15 @@ def install_commands(venv: Path, torch_pip_args: list[str]) -> list[list[str]]:
     ]
 
 
-def our_train_command(work: Path, data_root: Path, updates: int) -> list[str]:
+def our_train_command(
+    work: Path, data_root: Path, updates: int, precision: str = "auto"
+) -> list[str]:
     """Only what the comparison needs changes: the budget, no mid-run validation or
-    saves, no TensorBoard (OpenNMT-py writes none either) and a cold data cache."""
+    saves, no TensorBoard (OpenNMT-py writes none either) and a cold data cache; and the
+    training precision, auto unless asked (OpenNMT-py trains in fp32 on a CPU)."""
     return [
         *(sys.executable, "-m", "seq2seq.train", "+exp=en_de_ref", f"data.root={data_root}"),
+        f"trainer.precision={precision}",
         *(f"trainer.max_steps={updates}", "trainer.eval_every=0", "trainer.checkpoint_every=0"),
         *(f"trainer.log_every={LOG_EVERY}", "trainer.loggers=[]", "data.cache_dir=off"),
         f"hydra.run.dir={work / 'seq2seq' / 'run'}",

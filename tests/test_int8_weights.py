@@ -201,3 +201,10 @@ def test_a_damaged_weights_file_is_named(folders, tmp_path):
     path.write_bytes((folders[1] / WEIGHTS_NAME).read_bytes()[:300])
     with pytest.raises(CheckpointError, match=str(path)):
         read_tensors(path)
+
+
+def test_a_translator_quantized_for_decoding_is_not_saved_half_way(folders, tmp_path):
+    translator = Translator.from_pretrained(folders[0], precision="fp32").quantize("int8")
+    with pytest.raises(ValueError, match="save it before quantizing"):
+        translator.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

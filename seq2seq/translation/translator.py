@@ -175,6 +175,14 @@ class Translator(LineTranslator):
                 "an ensemble cannot be saved as one model folder: export each member, or "
                 "average their checkpoints into one with seq2seq-average"
             )
+        if any(
+            type(m).__module__.startswith("torch.ao.nn.quantized") for m in self.model.modules()
+        ):
+            raise ValueError(
+                "a translator quantized for decoding (quantize('int8')) holds torch's packed "
+                "int8 layers, which a model folder cannot store: save it before quantizing; "
+                "save_pretrained(folder, weights='int8') stores int8 weights"
+            )
         folder = write_model_folder(
             save_directory,
             self.model,
