@@ -170,11 +170,14 @@ class AttentionDecoder(nn.Module):
             h, _ = self.rnn(emb, None, state[0])
             return self.dropout(self._attend(h, enc)[0])
         # The embeddings' share of the first layer's input projection, for all steps at once.
+        # Unbound once: a slice per step would make each step's backward fill a zeroed
+        # [B, T, gates·H] tensor and add it to the others.
         known = self.rnn.known_input(emb)
+        known_steps = known[0].unbind(1) if known is not None else None
         features = []
-        for t in range(emb.size(1)):
-            step_known = None if known is None else (known[0][:, t], known[1])
-            out, state = self._step(emb[:, t], enc, state, step_known)
+        for t, step_emb in enumerate(emb.unbind(1)):
+            step_known = None if known is None else (known_steps[t], known[1])
+            out, state = self._step(step_emb, enc, state, step_known)
             features.append(out)
         return torch.stack(features, dim=1)
 
