@@ -27,8 +27,8 @@ from hydra import compose, initialize_config_module
 from seq2seq.data.reading import CorpusError
 from seq2seq.hardware import cpu_description, tune_allocator
 from seq2seq.nn.encoder import EncoderOutput
+from seq2seq.nn.output_loss import output_layer_loss
 from seq2seq.training.trainer import Trainer
-from seq2seq.training.update import token_loss
 
 PARTS = ("data", "encoder", "decoder steps", "output layer + loss", "optimizer")
 
@@ -60,7 +60,8 @@ def cut_update(trainer: Trainer, batches) -> dict[str, float]:
     features = model.decoder(emb, cut_enc, model.decoder.init_state(cut_enc))
     start = _clock(timings, "decoder steps forward", start)
     cut_features = features.detach().requires_grad_()
-    loss = token_loss(model.output_layer(cut_features), batch.tgt_out) / batch.num_tokens
+    loss = output_layer_loss(cut_features, model.output_layer, batch.tgt_out, t.label_smoothing)
+    loss = loss / batch.num_tokens
     start = _clock(timings, "output layer + loss forward", start)
     loss.backward()
     start = _clock(timings, "output layer + loss backward", start)

@@ -11,7 +11,7 @@ import torch
 from _models import PINNED_TINY_MODEL, TINY, make_config
 
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.training import update
+from seq2seq.training import scheduled_sampling
 from seq2seq.training.run import MAX_BAD_STEPS, TrainingError
 from seq2seq.training.trainer import Trainer
 
@@ -42,15 +42,15 @@ def test_non_finite_updates_are_skipped_and_five_in_a_row_stop_the_run(
     trainer = Trainer(cfg, tmp_path)
     history = []  # (update, loss, weights changed)
 
-    real_loss, real_step = update.token_loss, Trainer._train_step
+    real_loss, real_step = scheduled_sampling.output_layer_loss, Trainer._train_step
 
-    def poisoned_loss(logits, tgt_out, label_smoothing=0.0):
-        loss = real_loss(logits, tgt_out, label_smoothing)
+    def poisoned_loss(features, layer, tgt_out, label_smoothing=0.0):
+        loss = real_loss(features, layer, tgt_out, label_smoothing)
         if trainer.progress.step + 1 not in POISONED:
             return loss
         if where == "loss":
             return loss * float("nan")
-        logits.register_hook(lambda grad: grad * float("inf"))  # a finite loss, an Inf gradient
+        features.register_hook(lambda grad: grad * float("inf"))  # finite loss, Inf gradient
         return loss
 
     def watched_step(self, batches):
@@ -61,7 +61,7 @@ def test_non_finite_updates_are_skipped_and_five_in_a_row_stop_the_run(
         history.append((self.progress.step + 1, loss, changed))
         return loss, tokens
 
-    monkeypatch.setattr(update, "token_loss", poisoned_loss)
+    monkeypatch.setattr(scheduled_sampling, "output_layer_loss", poisoned_loss)
     monkeypatch.setattr(Trainer, "_train_step", watched_step)
 
     with caplog.at_level(logging.WARNING), pytest.raises(TrainingError) as info:

@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.data.batching import make_batch
 from seq2seq.nn.model import ModelSpec, Seq2Seq
+from seq2seq.nn.output_loss import token_loss
 from seq2seq.training.optimizer import load_optimizer_state, make_adam
 from seq2seq.training.schedule import warmup_factor
 from seq2seq.training.trainer import Trainer
@@ -124,12 +125,12 @@ def test_accumulating_two_batches_gives_the_gradient_of_their_union():
     x, y = make_batch(x_src, x_tgt), make_batch(y_src, y_tgt)
     union = make_batch(x_src + y_src, x_tgt + y_tgt)
 
-    def logits_of(batch):
-        return model(batch.src, batch.src_lengths, batch.tgt_in)
+    def loss_of(batch):
+        return token_loss(model(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out, 0.1)
 
     def gradients(batches):
         model.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(batches, logits_of, label_smoothing=0.1)
+        loss = accumulate_gradients(batches, loss_of)
         return loss, {n: p.grad.clone() for n, p in model.named_parameters()}
 
     loss_accumulated, accumulated = gradients([x, y])
@@ -145,9 +146,10 @@ def test_accumulating_two_batches_gives_the_gradient_of_their_union():
 def test_non_finite_loss_reports_none():
     model = tiny_model()
     batch = make_batch([[5, 6]], [[7, 8]])
-    nan = accumulate_gradients([batch, batch], lambda b: torch.full((1, 3, 29), float("nan")))
+    nan = accumulate_gradients([batch, batch], lambda b: torch.tensor(float("nan")))
     assert nan is None
-    assert accumulate_gradients([batch], lambda b: model(b.src, b.src_lengths, b.tgt_in)) > 0
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert accumulate_gradients([batch], lambda b: token_loss(logits, b.tgt_out)) > 0
 
 
 # ------------------------------------------------------------------ fused Adam

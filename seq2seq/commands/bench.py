@@ -92,7 +92,7 @@ def _flops_per_update(trainer, batch) -> float:
     """Floating-point operations of one forward + backward (counted by torch)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from seq2seq.training.update import token_loss
+    from seq2seq.nn.output_loss import token_loss
 
     model, device = trainer.model, trainer.device
     counter = FlopCounterMode(display=False)

@@ -163,10 +163,15 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher-forced logits [B, T, V] for target inputs tgt_in (BOS-prefixed)."""
+        return self.output_layer(self.features(src, src_lengths, tgt_in))
+
+    def features(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced decoder features [B, T, H]: what the output layer scores
+        (training scores them together with the loss: `nn.output_loss`)."""
         enc = self.encode(src, src_lengths)
         state = self.decoder.init_state(enc)
         emb = self.embedding_dropout(self.tgt_embedding(tgt_in))
-        return self.output_layer(self.decoder(emb, enc, state))
+        return self.decoder(emb, enc, state)
 
     def init_state(self, enc: EncoderOutput):
         """The decoder's state before the first target token (search reorders it by rows)."""

@@ -13,7 +13,7 @@ import torch
 from seq2seq.data.batching import make_batch, token_batches
 from seq2seq.data.pipeline import PreparedData, TokenizedCorpus
 from seq2seq.nn.model import Seq2Seq
-from seq2seq.training.update import token_loss
+from seq2seq.nn.output_loss import token_loss
 from seq2seq.translation.translator import Translator
 
 # Scores tracked in summary.json, and whether higher is better.

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from seq2seq.nn.output_loss import output_layer_loss, token_loss
 from seq2seq.tokenizers import PAD_ID
 
 SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
@@ -125,8 +126,8 @@ def _mix(
 
 
 class TrainingForward(nn.Module):
-    """The training forward as one module call: teacher forcing (teacher_prob 1, the
-    fused path) or scheduled sampling. DistributedDataParallel syncs gradients only for
+    """The training loss as one module call: teacher forcing (teacher_prob 1, the fused
+    path) or scheduled sampling. DistributedDataParallel syncs gradients only for
     work done inside the call of the module it wraps, so both paths must go through
     one `forward`."""
 
@@ -139,11 +140,16 @@ class TrainingForward(nn.Module):
         src: Tensor,
         src_lengths: Tensor,
         tgt_in: Tensor,
+        tgt_out: Tensor,
+        label_smoothing: float = 0.0,
         teacher_prob: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
+        """The cross-entropy summed over the non-padding tokens of tgt_out [B, T]."""
         if teacher_prob >= 1.0:
-            return self.model(src, src_lengths, tgt_in)
-        return scheduled_sampling_logits(
+            features = self.model.features(src, src_lengths, tgt_in)
+            return output_layer_loss(features, self.model.output_layer, tgt_out, label_smoothing)
+        logits = scheduled_sampling_logits(
             self.model, src, src_lengths, tgt_in, teacher_prob, generator
         )
+        return token_loss(logits, tgt_out, label_smoothing)

@@ -8,11 +8,9 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from seq2seq.data.batching import Batch
 from seq2seq.hardware import autocast
-from seq2seq.tokenizers import PAD_ID
 from seq2seq.training.distributed import sync_gradients_on_last
 from seq2seq.training.reproducibility import step_generator
 from seq2seq.training.scheduled_sampling import teacher_forcing_probability
@@ -20,30 +18,16 @@ from seq2seq.training.scheduled_sampling import teacher_forcing_probability
 log = logging.getLogger(__name__)
 
 
-def token_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0):
-    """Cross-entropy summed over the non-padding target tokens.
-
-    logits: [B, T, V]; tgt_out: [B, T].
-    """
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(),
-        tgt_out.flatten(),
-        ignore_index=PAD_ID,
-        label_smoothing=label_smoothing,
-        reduction="sum",
-    )
-
-
 def accumulate_gradients(
     batches: list[Batch],
-    logits_of: Callable[[Batch], torch.Tensor],
-    label_smoothing: float = 0.0,
+    loss_of: Callable[[Batch], torch.Tensor],
     total_tokens: float | None = None,
     contexts: Iterable[AbstractContextManager] | None = None,
     scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float | None:
-    """Backpropagate one update's loss: summed over every target token of `batches`,
-    divided by their total, so the gradients equal those of one batch holding them all.
+    """Backpropagate one update's loss: `loss_of(batch)` summed over every target token
+    of `batches`, divided by their total, so the gradients equal those of one batch
+    holding them all.
 
     Gradients add up in `.grad` (zero them first). `total_tokens` overrides the divisor:
     under data parallelism it is the update's tokens over all processes divided by their
@@ -58,8 +42,7 @@ def accumulate_gradients(
     value, finite = 0.0, True
     for batch, context in zip(batches, contexts, strict=False):
         with context:
-            logits = logits_of(batch)
-            loss = token_loss(logits, batch.tgt_out.to(logits.device), label_smoothing) / total
+            loss = loss_of(batch) / total
             finite = finite and bool(torch.isfinite(loss))
             if loss.requires_grad:
                 (scale(loss) if scale else loss).backward()
@@ -97,8 +80,7 @@ class UpdateStep:
         (tokens,) = self.dist.all_sum([sum(b.num_tokens for b in batches)])
         local = accumulate_gradients(
             batches,
-            lambda batch: self._logits(batch, teacher_prob, generator),
-            t.label_smoothing,
+            lambda batch: self._loss(batch, teacher_prob, generator),
             total_tokens=tokens / world,
             contexts=sync_gradients_on_last(self.train_forward, len(batches)),
             scale=self.scaler.scale,
@@ -124,8 +106,17 @@ class UpdateStep:
         self.clipped = bool(t.clip_norm) and float(norm) > t.clip_norm
         return loss / world, int(tokens), True, self.clipped
 
-    def _logits(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
-        """[B, T, V] logits of the update's teacher-forced (or scheduled-sampling) decoder."""
+    def _loss(self, batch: Batch, teacher_prob: float, generator) -> torch.Tensor:
+        """The summed loss of the teacher-forced (or scheduled-sampling) decoder."""
         src, tgt_in = batch.src.to(self.device), batch.tgt_in.to(self.device)
+        tgt_out = batch.tgt_out.to(self.device)
         with autocast(self.device, self.precision):
-            return self.train_forward(src, batch.src_lengths, tgt_in, teacher_prob, generator)
+            return self.train_forward(
+                src,
+                batch.src_lengths,
+                tgt_in,
+                tgt_out,
+                self.tcfg.label_smoothing,
+                teacher_prob,
+                generator,
+            )
