@@ -70,13 +70,12 @@ class _OutputLayerLoss(torch.autograd.Function):
             vocab = logits.size(1)
             for start in range(0, logits.size(0), ROWS_PER_CHUNK):
                 chunk = logits[start : start + ROWS_PER_CHUNK]
-                z = chunk.float()  # the chunk itself when computing in float32
+                z = chunk.float()  # the chunk itself in float32, else its float32 copy
                 gold = targets[start : start + ROWS_PER_CHUNK, None]
                 picked = z.gather(1, gold).squeeze(1)
                 mean = z.mean(1)
                 peak = z.amax(1, keepdim=True)
-                z = z.sub_(peak) if z is chunk else z - peak
-                z.exp_()
+                z.sub_(peak).exp_()
                 norm = z.sum(1, keepdim=True)
                 log_norm = peak.squeeze(1) + norm.log().squeeze(1)
                 # −log p(gold) and the mean −log p over the vocabulary, mixed.
