@@ -383,18 +383,31 @@ def test_a_damaged_weights_file_is_named(folder: Path, tmp_path: Path, capsys):
     assert "model.safetensors" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("block", [1, 3, 8, 40])
-def test_beam_selection_is_a_stable_sort_of_each_row(block: int):
-    """_top's bounded selection equals sorting each whole row, largest first, ties by the
-    lower column: on rows with ties, -inf beams, and blocks narrower than n."""
+@pytest.mark.parametrize("vocab", [7, 40, 700])
+def test_beam_selection_is_a_stable_sort_of_each_sentence(vocab: int):
+    """_top's bounded selection equals sorting each sentence's k·V candidates
+    score + (logit − lse), largest first, ties by the lower column: with many ties, masked
+    tokens, ended beams, and vocabularies under n, under n groups and over them."""
     rng = np.random.default_rng(0)
-    rows = rng.integers(-6, 0, size=(7, 40)).astype(np.float32)  # many ties
-    rows[1, 8:] = -np.inf  # beams that have ended or were never filled
-    rows[2] = rng.standard_normal(40).astype(np.float32)
-    rows[3, :] = -1.0  # one value everywhere
+    live, k = 6, 3
+    logits = rng.integers(-6, 0, size=(live * k, vocab)).astype(np.float32)  # many ties
+    logits[4] = rng.standard_normal(vocab).astype(np.float32) * 30
+    logits[:, 1] = -np.inf  # a token never output
+    logits[7, :] = -1.0  # one value everywhere
+    logits[15, 4:] = -np.inf  # a best beam with fewer than n tokens left
+    lse = (rng.standard_normal(live * k) * 5).astype(np.float32)
+    lse[9:12] = 0.0  # rows equal but for their beam: ties across beams
+    logits[9:12] = logits[9]
+    scores = (-np.abs(rng.standard_normal((live, k))) * 20).astype(np.float32)
+    scores[:, 0] = scores.max(axis=1)  # beam 0 the best, as the search keeps it
+    scores[1, 1:] = -np.inf  # beams that have ended or were never filled
+    scores[3] = scores[3, 0]
+    candidates = ((logits - lse[:, None]) + scores.reshape(-1, 1)).reshape(live, -1)
     for n in (1, 4, 10):
-        expected = np.argsort(-rows, axis=1, kind="stable")[:, :n]
-        np.testing.assert_array_equal(_top(rows, n, block), expected)
+        expected = np.argsort(-candidates, axis=1, kind="stable")[:, :n]
+        index, values = _top(logits, lse, scores, n)
+        np.testing.assert_array_equal(index, expected)
+        np.testing.assert_array_equal(values, np.take_along_axis(candidates, expected, 1))
 
 
 @pytest.mark.parametrize("fast_exp", [True, False])

@@ -71,21 +71,62 @@ def greedy(
     return hyps
 
 
-def _top(candidates: np.ndarray, n: int, block: int) -> np.ndarray:
-    """Column indices of each row's n largest values, largest first, ties lower column first.
+GROUP = 16  # columns of the best beam one bound sample stands for (see _top)
 
-    A selection over the whole row (k·V values) is the costliest pass of a beam step, so
-    the n-th largest of the row's first `block` columns (the best beam's tokens) bounds
-    the answer from below: at least n values reach it, and only those few are sorted.
+
+def _top(
+    logits: np.ndarray, lse: np.ndarray, scores: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's n best candidates, largest first, ties lower column first: their
+    columns in its k·V candidates score + (logit − lse) [live, n], and their values.
+
+    logits [live·k, V] (−inf where masked), lse [live·k], scores [live, k] (beam 0 the
+    best). Adding the log-softmax and the scores over the whole [live·k, V] would cost
+    two passes a step, so only the few candidates that can win are ever computed, each
+    as that float32 sum is. The bound: the best beam's columns fall into V / GROUP
+    interleaved groups, and the n-th largest group maximum is reached by at least n of
+    its candidates; a row's logits need only pass the threshold it implies.
     """
-    rows, width = candidates.shape
-    block = min(max(block, n), width)
-    bound = np.partition(candidates[:, :block], block - n, axis=1)[:, block - n]
-    flat = np.flatnonzero(candidates >= bound[:, None])
-    row, column = np.divmod(flat, width)
-    order = np.lexsort((column, -candidates.reshape(-1)[flat], row))  # row, value, column
-    starts = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=rows))[:-1]])
-    return column[order[starts[:, None] + np.arange(n)]]
+    live, k = scores.shape
+    vocab = logits.shape[1]
+    if vocab < n:
+        return _top_of_all(logits, lse, scores, n)
+    groups = vocab // GROUP
+    if groups >= n:
+        best = logits[::k, : groups * GROUP].reshape(live, GROUP, groups).max(axis=1)
+    else:
+        best = logits[::k]
+    nth = np.partition(best, best.shape[1] - n, axis=1)[:, best.shape[1] - n]
+    bound = (nth - lse[::k]) + scores[:, 0]  # [live], as the candidates' own sums
+    if not np.isfinite(bound).all():  # fewer than n finite candidates in the best beam
+        return _top_of_all(logits, lse, scores, n)
+    flat_scores = scores.reshape(-1)
+    ok = np.isfinite(flat_scores)
+    shift = np.repeat(bound.astype(np.float64), k) - np.where(ok, flat_scores, 0)
+    threshold = shift + lse  # less a margin for the float32 rounding of the sums
+    threshold -= 1e-5 * (1 + np.abs(shift) + np.abs(lse) + np.abs(np.where(ok, flat_scores, 0)))
+    threshold = np.where(ok, threshold, np.inf).astype(np.float32)
+    flat = np.flatnonzero(logits >= threshold[:, None])
+    row, column = np.divmod(flat, vocab)
+    values = (logits.reshape(-1)[flat] - lse[row]) + flat_scores[row]
+    sentence = row // k
+    kept = values >= bound[sentence]
+    sentence, values = sentence[kept], values[kept]
+    column = (row[kept] % k) * vocab + column[kept]
+    order = np.lexsort((column, -values, sentence))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(sentence, minlength=live))[:-1]])
+    pick = order[starts[:, None] + np.arange(n)]
+    return column[pick], values[pick]
+
+
+def _top_of_all(logits, lse, scores, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_top by sorting every candidate: the plain path, for the rare step its bound
+    cannot serve."""
+    live, k = scores.shape
+    candidates = (logits - lse[:, None]) + scores.reshape(-1, 1)
+    candidates = candidates.reshape(live, -1)
+    index = np.argsort(-candidates, axis=1, kind="stable")[:, :n]
+    return index, np.take_along_axis(candidates, index, axis=1)
 
 
 def beam(
@@ -122,14 +163,12 @@ def beam(
         live = alive.size
         base = (np.arange(live) * k)[:, None]
         logits, state = model.step_logits(last, enc, state)
-        # in place, as torch's scores + log_softmax(logits): the [rows, V] arrays dominate
-        logp = _never(np.subtract(logits, log_sum_exp(logits), out=logits))
-        vocab = logp.shape[1]
+        vocab = logits.shape[1]
+        lse = log_sum_exp(logits)[:, 0]  # as torch's log_softmax: before the masks
+        _never(logits)
         if t < min_length:
-            logp[:, EOS_ID] = NEG_INF
-        candidates = np.add(logp, scores.reshape(-1, 1), out=logp).reshape(live, k * vocab)
-        top_index = _top(candidates, 2 * k, vocab)
-        top_scores = np.take_along_axis(candidates, top_index, axis=1)
+            logits[:, EOS_ID] = NEG_INF
+        top_index, top_scores = _top(logits, lse, scores, 2 * k)
         top_beam, top_token = top_index // vocab, top_index % vocab
         top_row = base + top_beam  # the row each candidate extends
         at_limit = (t + 1 >= limits[alive])[:, None]
