@@ -25,7 +25,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from seq2seq.data.reading import CorpusError
-from seq2seq.hardware import cpu_description, tune_allocator
+from seq2seq.hardware import autocast, cpu_description, tune_allocator
 from seq2seq.nn.encoder import EncoderOutput
 from seq2seq.nn.output_loss import output_layer_loss
 from seq2seq.training.trainer import Trainer
@@ -48,20 +48,21 @@ def cut_update(trainer: Trainer, batches) -> dict[str, float]:
     start = _clock(timings, "data", start)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    enc = model.encode(batch.src, batch.src_lengths)
-    start = _clock(timings, "encoder forward", start)
-    cut_enc = EncoderOutput(
-        enc.states.detach().requires_grad_(),
-        enc.mask,
-        enc.summary.detach().requires_grad_(),
-        enc.lengths,
-    )
-    emb = model.embedding_dropout(model.tgt_embedding(batch.tgt_in))
-    features = model.decoder(emb, cut_enc, model.decoder.init_state(cut_enc))
-    start = _clock(timings, "decoder steps forward", start)
-    cut_features = features.detach().requires_grad_()
-    loss = output_layer_loss(cut_features, model.output_layer, batch.tgt_out, t.label_smoothing)
-    loss = loss / batch.num_tokens
+    with autocast(trainer.device, trainer.precision):  # as the trainer's forward runs
+        enc = model.encode(batch.src, batch.src_lengths)
+        start = _clock(timings, "encoder forward", start)
+        cut_enc = EncoderOutput(
+            enc.states.detach().requires_grad_(),
+            enc.mask,
+            enc.summary.detach().requires_grad_(),
+            enc.lengths,
+        )
+        emb = model.embedding_dropout(model.tgt_embedding(batch.tgt_in))
+        features = model.decoder(emb, cut_enc, model.decoder.init_state(cut_enc))
+        start = _clock(timings, "decoder steps forward", start)
+        cut_features = features.detach().requires_grad_()
+        loss = output_layer_loss(cut_features, model.output_layer, batch.tgt_out, t.label_smoothing)
+        loss = loss / batch.num_tokens
     start = _clock(timings, "output layer + loss forward", start)
     loss.backward()
     start = _clock(timings, "output layer + loss backward", start)
