@@ -61,7 +61,14 @@ class FusedCell(nn.Module):
         weights of the remaining features [gates·H, I - k])."""
         w_ih, _, b_ih, _ = self._weights()
         k = known.size(-1)
-        return F.linear(known, w_ih[:, :k], b_ih), w_ih[:, k:]
+        w_rest = w_ih[:, k:]
+        device = w_rest.device.type
+        if torch.is_autocast_enabled(device):
+            # Cast once per sequence: autocast caches its casts of leaf weights only, and
+            # this slice is not one, so every step would copy it again (bf16 training on
+            # the reference model: 3% slower).
+            w_rest = w_rest.to(torch.get_autocast_dtype(device))
+        return F.linear(known, w_ih[:, :k], b_ih), w_rest
 
     def step_with_input_bias(
         self, rest: Tensor, state: State, bias: Tensor, w_rest: Tensor
