@@ -135,6 +135,11 @@ SEARCHES = {
         "beam",
         {"beam_size": 3, "nbest": 2, "length_penalty": 0.0, "min_length": 4},
     ),
+    # 2k candidates need more tokens than one beam has: all k rows from the first step
+    "beam wider than half the vocabulary": (
+        "beam",
+        {"beam_size": VOCAB // 2 + 1, "nbest": 2, "min_length": 3},
+    ),
 }
 
 

@@ -200,6 +200,7 @@ class NumpyModel:
             first(*out_names[: 1 if tied == "none" else 3]).T
         )  # [H, V]
         self.output_bias = weights["output_layer.bias"]
+        self.vocab_size = self.output_weight.shape[1]  # columns of step_logits
         # The decoder's linear layers by their torch names: (weight transposed once, bias).
         self.linear = {
             name: (
@@ -350,6 +351,7 @@ class Shortlisted:
         kept = np.take_along_axis(allowed, self.positions, axis=1)
         self.ids = ids[self.positions]  # [B, N] vocabulary ids
         self.bias = np.where(kept, model.output_bias[self.ids], np.float32(-np.inf))
+        self.vocab_size = width  # columns of step_logits
 
     def encode(self, src: np.ndarray, lengths: np.ndarray):
         enc, state = self.model.encode(src, lengths)

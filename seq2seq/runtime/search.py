@@ -146,22 +146,26 @@ def beam(
     _check_beam(beam_size=beam_size, nbest=nbest, min_length=min_length)
     batch, k = src.shape[0], beam_size
     enc, state = model.encode(src, src_lengths)
-    repeat = np.repeat(np.arange(batch), k)
-    enc, state = enc.index(repeat), select_state(state, repeat)
+    # One start hypothesis per sentence: the first step scores one row each, not k (the
+    # other k − 1 would be −∞ copies), unless one row's tokens are fewer than 2k.
+    width = 1 if model.vocab_size >= 2 * k else k
+    if width > 1:
+        repeat = np.repeat(np.arange(batch), k)
+        enc, state = enc.index(repeat), select_state(state, repeat)
     limits = length_limits(src_lengths, max_length, max_length_ratio)
 
     alive = np.arange(batch)  # original index of each live sentence
-    scores = np.full((batch, k), NEG_INF, np.float32)
-    scores[:, 0] = 0.0  # one start hypothesis per sentence, not k copies
-    history = np.zeros((batch * k, 0), np.int64)
-    last = np.full(batch * k, BOS_ID, np.int64)
+    scores = np.full((batch, width), NEG_INF, np.float32)
+    scores[:, 0] = 0.0
+    history = np.zeros((batch * width, 0), np.int64)
+    last = np.full(batch * width, BOS_ID, np.int64)
     count = np.zeros(batch, np.int64)  # finished per live sentence
     finished: list[tuple[np.ndarray, np.ndarray, list[list[int]]]] = []
     ranks = np.arange(2 * k)[None, :]
 
     for t in range(int(limits.max())):
-        live = alive.size
-        base = (np.arange(live) * k)[:, None]
+        live, width = scores.shape
+        base = (np.arange(live) * width)[:, None]
         logits, state = model.step_logits(last, enc, state)
         vocab = logits.shape[1]
         lse = log_sum_exp(logits)[:, 0]  # as torch's log_softmax: before the masks
@@ -198,10 +202,11 @@ def beam(
         keep = np.flatnonzero(~done)
         if keep.size == 0:
             break
-        if keep.size < live:  # drop finished sentences from every per-row array
+        if keep.size < live or width < k:  # drop finished sentences; k beams from now on
             alive, count, scores = alive[keep], count[keep], scores[keep]
             source, last = source[keep], last[keep]
-            enc = enc.index((keep[:, None] * k + np.arange(k)).reshape(-1))
+            rows = (keep[:, None] * width + np.arange(width)).reshape(-1)
+            enc = enc.index(rows if width == k else np.repeat(rows, k))
         source, last = source.reshape(-1), last.reshape(-1)
         history = np.concatenate([history[source], last[:, None]], axis=1)
         state = select_state(state, source)
