@@ -73,7 +73,7 @@ def beam(translator: Translator | Seq2Seq, src, lengths, **options):
 def test_beam_of_one_equals_greedy(translator: Translator, batch) -> None:
     src, lengths = batch
     greedy = generate(translator.model, src, lengths, "greedy", max_length=30)
-    one = beam(translator, src, lengths, beam_size=1, length_penalty=0.0)
+    one = beam(translator, src, lengths, beam_size=1, length_penalty=0.0, max_length=30)
     for g, b in zip(greedy, one, strict=True):
         assert b[0].tokens == g[0].tokens
         assert b[0].score == pytest.approx(g[0].score, abs=TOL)

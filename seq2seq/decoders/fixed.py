@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seq2seq.nn.dropout import SequenceDropout
 from seq2seq.nn.encoder import EncoderOutput
 from seq2seq.nn.recurrent import RecurrentStack, replace_first
 
@@ -39,7 +40,7 @@ class FixedVectorDecoder(nn.Module):
         )
         self.bridge = nn.Linear(encoder_size, hidden_size * num_layers)
         self.readout = nn.Linear(hidden_size + embedding_size + encoder_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SequenceDropout(dropout)
         self.hidden_size = hidden_size
         self.output_size = hidden_size
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from seq2seq import registry
 from seq2seq.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.lm.data import CharVocab
+from seq2seq.nn.dropout import SequenceDropout
 from seq2seq.nn.initialization import initialize
 from seq2seq.nn.recurrent import RecurrentStack, State
 
@@ -85,7 +86,7 @@ class CharLM(nn.Module):
             cell_options=spec.cell_options,
             fused=spec.fused,
         )
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = SequenceDropout(spec.dropout)
         self.output = nn.Linear(spec.hidden_size, spec.vocab_size)
         initialize(self.rnn, spec.init, spec.init_std)
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from seq2seq.nn.dropout import SequenceDropout
+
 log = logging.getLogger(__name__)
 
 State = Any  # a Tensor or a (nested) tuple of Tensors, each [batch, ...]
@@ -214,7 +216,7 @@ class RecurrentStack(nn.Module):
                     cell_factory(in_size, hidden_size, **options) for _ in range(directions)
                 )
             )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SequenceDropout(dropout)
 
     def _apply(self, fn, *args, **kwargs):
         self._compiled.clear()  # compiled steps are rebuilt after .to(device/dtype)
