@@ -102,9 +102,10 @@ def _top(
         return _top_of_all(logits, lse, scores, n)
     flat_scores = scores.reshape(-1)
     ok = np.isfinite(flat_scores)
-    shift = np.repeat(bound.astype(np.float64), k) - np.where(ok, flat_scores, 0)
+    finite = np.where(ok, flat_scores, 0)
+    shift = np.repeat(bound.astype(np.float64), k) - finite
     threshold = shift + lse  # less a margin for the float32 rounding of the sums
-    threshold -= 1e-5 * (1 + np.abs(shift) + np.abs(lse) + np.abs(np.where(ok, flat_scores, 0)))
+    threshold -= 1e-5 * (1 + np.abs(shift) + np.abs(lse) + np.abs(finite))
     threshold = np.where(ok, threshold, np.inf).astype(np.float32)
     flat = np.flatnonzero(logits >= threshold[:, None])
     row, column = np.divmod(flat, vocab)
