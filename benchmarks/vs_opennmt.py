@@ -345,7 +345,23 @@ def machine() -> dict:
         "cpu_flags": flags,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "numpy_blas": numpy_blas(),
         "python": platform.python_version(),
+    }
+
+
+def numpy_blas() -> dict:
+    """numpy's BLAS and the kernel it chose: the numpy runtime's matrix products, whose
+    speed an OPENBLAS_CORETYPE in the environment can cap."""
+    import numpy  # noqa: F401  (loads its BLAS, for threadpoolctl to find)
+    from threadpoolctl import threadpool_info
+
+    blas = next((i for i in threadpool_info() if i.get("user_api") == "blas"), {})
+    return {
+        "library": blas.get("internal_api"),
+        "version": blas.get("version"),
+        "kernel": blas.get("architecture"),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
     }
 
 
@@ -356,14 +372,26 @@ def matmul_gflops(dtype_name: str, size: int = 1024, seconds: float = 1.0) -> fl
 
     dtype = getattr(torch, dtype_name)
     a, b = (torch.randn(size, size).to(dtype) for _ in range(2))
-    torch.mm(a, b)  # untimed: the first product allocates and warms the caches
+    return best_gflops(lambda: torch.mm(a, b), 2 * size**3, seconds)
+
+
+def numpy_matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
+    """The same for numpy's float32 product: the yardstick of the numpy runtime."""
+    import numpy as np
+
+    a, b = (np.random.default_rng(0).random((size, size), np.float32) for _ in range(2))
+    return best_gflops(lambda: a @ b, 2 * size**3, seconds)
+
+
+def best_gflops(product, flops: int, seconds: float) -> float:
+    product()  # untimed: the first product allocates and warms the caches
     best, spent = float("inf"), 0.0
     while spent < seconds:
         started = time.perf_counter()
-        torch.mm(a, b)
+        product()
         took = time.perf_counter() - started
         best, spent = min(best, took), spent + took
-    return round(2 * size**3 / best / 1e9, 1)
+    return round(flops / best / 1e9, 1)
 
 
 def print_report(report: dict) -> None:
@@ -372,6 +400,14 @@ def print_report(report: dict) -> None:
     print(
         f"torch {m['torch']}, {m['torch_threads']} threads; torch.mm 1024²: "
         f"fp32 {m['fp32_matmul_gflops']} GFLOP/s, bf16 {m['bf16_matmul_gflops']} GFLOP/s"
+    )
+    blas = m.get("numpy_blas") or {}
+    pinned = (
+        f", OPENBLAS_CORETYPE={blas['OPENBLAS_CORETYPE']}" if blas.get("OPENBLAS_CORETYPE") else ""
+    )
+    print(
+        f"numpy {blas.get('library')} {blas.get('version')}, kernel {blas.get('kernel')}"
+        f"{pinned}; numpy fp32 1024²: {m.get('numpy_fp32_matmul_gflops')} GFLOP/s"
     )
     precision = (ours or {}).get("train", {}).get("precision", "?")
     print(
@@ -408,6 +444,7 @@ def benchmark(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]
             results[side] = earlier_result(work, side, args.updates)
     info["fp32_matmul_gflops"] = matmul_gflops("float32")  # after the toolkits: no overlap
     info["bf16_matmul_gflops"] = matmul_gflops("bfloat16")
+    info["numpy_fp32_matmul_gflops"] = numpy_matmul_gflops()
     ours, theirs = measures(results["seq2seq"]), measures(results["onmt"])
     return {
         "machine": info,
@@ -465,7 +502,7 @@ def plan(args: argparse.Namespace, work: Path, venv: Path, sides: list[str]) -> 
             steps.append(f"# {args.repeats} times, the fastest counts:")
             steps.append(shell_line(command, onmt))
         steps.append(f"# sacreBLEU of {work / side}/{{{','.join(SEARCHES)}}}.de vs {TEST}.de")
-    steps.append("# torch.mm 1024x1024 peaks, fp32 then bf16, about 1 s each")
+    steps.append("# torch.mm 1024x1024 peaks, fp32 then bf16, then numpy fp32, ~1 s each")
     return steps
 
 

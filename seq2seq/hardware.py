@@ -149,6 +149,33 @@ def cpu_bf16(flags: frozenset[str] | None = None) -> str:
     return "emulated" if EMULATED_BF16_FLAGS <= flags else "none"
 
 
+# OpenBLAS core types (OPENBLAS_CORETYPE) whose kernels stop at AVX2 or below
+PRE_AVX512_BLAS_CORES = frozenset(
+    "prescott core2 penryn dunnington nehalem atom sandybridge haswell zen barcelona "
+    "bobcat bulldozer piledriver steamroller excavator".split()
+)
+
+
+def blas_pinned_below_cpu(
+    environ: dict[str, str] | None = None, flags: frozenset[str] | None = None
+) -> str | None:
+    """Why numpy's matrix products run slower than this CPU allows, or None.
+
+    OPENBLAS_CORETYPE overrides OpenBLAS's own choice of kernel when numpy loads it;
+    naming a pre-AVX-512 core on an AVX-512 CPU halves the numpy runtime's products
+    (measured on an AVX-512 AMD EPYC: 190 against 380 GFLOP/s, 640×256 by 256×8,000).
+    """
+    environ = os.environ if environ is None else environ
+    core = environ.get("OPENBLAS_CORETYPE", "").strip()
+    flags = (cpu_flags() or frozenset()) if flags is None else flags
+    if core.lower() not in PRE_AVX512_BLAS_CORES or "avx512f" not in flags:
+        return None
+    return (
+        f"OPENBLAS_CORETYPE={core} holds numpy's matrix products to kernels older than "
+        "this CPU's AVX-512, at about half their speed; unset it to translate faster"
+    )
+
+
 def autocast(device: torch.device | str, precision: str):
     """Mixed precision for the forward pass: `bf16` autocasts matrix products to
     bfloat16 (fast on CPUs with AMX and on recent GPUs), `fp16` to float16 (GPUs; training

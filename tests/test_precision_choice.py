@@ -13,7 +13,7 @@ from _models import PINNED_TINY_MODEL, TINY, make_config
 import seq2seq
 from seq2seq import hardware
 from seq2seq.commands.common import decoding_precision, load_translator
-from seq2seq.hardware import cpu_bf16, cpu_flags, resolve_precision
+from seq2seq.hardware import blas_pinned_below_cpu, cpu_bf16, cpu_flags, resolve_precision
 from seq2seq.training.trainer import Trainer
 
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
@@ -110,3 +110,13 @@ def test_the_trainer_refuses_bf16_on_a_cpu_without_it(tmp_path, monkeypatch):
     cfg = make_config([*TINY, *PINNED_TINY_MODEL, "trainer.precision=bf16"])
     with pytest.raises(ValueError, match="trainer.precision=bf16: this CPU has no bf16"):
         Trainer(cfg, tmp_path).train()
+
+
+def test_an_openblas_core_older_than_the_cpu_is_named():
+    avx512 = frozenset({"avx2", "avx512f"})
+    note = blas_pinned_below_cpu({"OPENBLAS_CORETYPE": "Haswell"}, avx512)
+    assert note is not None and "OPENBLAS_CORETYPE=Haswell" in note
+    assert blas_pinned_below_cpu({"OPENBLAS_CORETYPE": "SkylakeX"}, avx512) is None
+    assert blas_pinned_below_cpu({}, avx512) is None
+    # an AVX2 CPU loses nothing to a Haswell kernel
+    assert blas_pinned_below_cpu({"OPENBLAS_CORETYPE": "Haswell"}, frozenset({"avx2"})) is None

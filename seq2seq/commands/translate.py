@@ -30,6 +30,7 @@ from seq2seq.commands.common import (
     search_options,
     utf8_stdout,
 )
+from seq2seq.hardware import blas_pinned_below_cpu
 from seq2seq.search import Hypothesis
 from seq2seq.translation.model_folder import is_model_folder
 from seq2seq.translation.output import Translation, clean_line
@@ -184,6 +185,9 @@ def load_runtime_translator(args: argparse.Namespace) -> NumpyTranslator:
     if args.threads:
         translator.threads = args.threads
     log.info("--engine=%s: the numpy runtime runs %s (fp32)", args.engine, args.checkpoint[0])
+    slow_blas = blas_pinned_below_cpu()
+    if slow_blas:
+        log.warning(slow_blas)
     return translator
 
 
