@@ -66,7 +66,8 @@ def shifted_exp(x: np.ndarray, top: np.ndarray) -> np.ndarray:
 def log_sum_exp(x: np.ndarray) -> np.ndarray:
     """Row-wise log Σ exp of [rows, n] float32, [rows, 1] (-inf entries add nothing)."""
     top = x.max(axis=1, keepdims=True)
-    return top + np.log(shifted_exp(x, top).sum(axis=1, keepdims=True))
+    # summed by a product with ones: BLAS sums a row 3× faster than numpy's pairwise sum
+    return top + np.log(shifted_exp(x, top) @ np.ones((x.shape[1], 1), np.float32))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -196,10 +197,12 @@ class NumpyModel:
         ]
         self.hidden_size = self.decoder[0].hidden_size
         out_names = ("output_layer.weight", "tgt_embedding.weight", "encoder.embedding.weight")
-        self.output_weight = np.ascontiguousarray(
-            first(*out_names[: 1 if tied == "none" else 3]).T
-        )  # [H, V]
-        self.output_bias = weights["output_layer.bias"]
+        # The bias is the weight's last row, multiplied by a feature of 1: the product
+        # then writes each step's [B, V] logits once instead of writing and adding to them.
+        self._output_layer = np.concatenate(
+            [first(*out_names[: 1 if tied == "none" else 3]).T, weights["output_layer.bias"][None]]
+        )  # [H + 1, V]
+        self.output_weight, self.output_bias = self._output_layer[:-1], self._output_layer[-1]
         self.vocab_size = self.output_weight.shape[1]  # columns of step_logits
         # The decoder's linear layers by their torch names: (weight transposed once, bias).
         self.linear = {
@@ -319,9 +322,8 @@ class NumpyModel:
         """Output scores [B, V] of the next token after the previous tokens [B] (their
         log-softmax is the log-probabilities; greedy search needs only its normaliser)."""
         features, state = self.features(tokens, enc, state)
-        logits = features @ self.output_weight
-        logits += self.output_bias
-        return logits, state
+        ones = np.ones((features.shape[0], 1), np.float32)
+        return np.concatenate([features, ones], axis=1) @ self._output_layer, state
 
 
 def select_state(state, rows: np.ndarray):
