@@ -114,6 +114,19 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """ "GenuineIntel", "AuthenticAMD", ...: or None where /proc/cpuinfo does not say."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
+
+
 def available_cores() -> int:
     """The cores this process may run on (its affinity, not the machine's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from seq2seq.nn import products
 from seq2seq.nn.output_loss import ROWS_PER_CHUNK, output_layer_loss, token_loss
 from seq2seq.tokenizers import PAD_ID
 
@@ -29,9 +30,11 @@ def loss_and_gradients(loss_fn, layer, features, tgt_out):
     return loss.detach(), [g.clone() for g in grads]
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn-products", "torch-products"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
 @pytest.mark.parametrize("bias", [True, False])
-def test_fused_equals_plain_in_float32(smoothing, bias):
+def test_fused_equals_plain_in_float32(smoothing, bias, onednn, monkeypatch):
+    monkeypatch.setattr(products, "onednn_fp32", lambda: onednn)  # both paths, on any CPU
     layer, features, tgt_out = case(bias=bias)
     plain = loss_and_gradients(
         lambda: token_loss(layer(features), tgt_out, smoothing), layer, features, tgt_out

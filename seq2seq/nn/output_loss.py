@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.nn.products import linear
 from seq2seq.tokenizers import PAD_ID
 
 ROWS_PER_CHUNK = 64  # 64 × 8,000 float32 logits: 2 MB, about one core's L2
@@ -63,7 +64,7 @@ class _OutputLayerLoss(torch.autograd.Function):
         compute = dtype or rows.dtype
         with torch.autocast(rows.device.type, enabled=False):
             x, w = rows.to(compute), weight.to(compute)
-            logits = torch.addmm(bias.to(compute), x, w.t())  # [N, V]
+            logits = linear(x, w, bias.to(compute))  # [N, V]
             needs_grad = any(ctx.needs_input_grad[:3])
             total = torch.zeros((), dtype=torch.float32, device=rows.device)
             bias_grad = torch.zeros(bias.shape, dtype=torch.float32, device=rows.device)
@@ -101,9 +102,10 @@ class _OutputLayerLoss(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             rows = weight = bias = None
             if ctx.needs_input_grad[0]:
-                rows = (logits_grad @ w).mul_(scale).to(rows_dtype)
+                rows = linear(logits_grad, w.t()).mul_(scale).to(rows_dtype)
             if ctx.needs_input_grad[1]:
-                weight = (logits_grad.t() @ x).mul_(scale).to(weight_dtype)
+                # as its transpose, x.T @ logits_grad: oneDNN's faster layout for it
+                weight = linear(x.t(), logits_grad.t()).t().mul_(scale).to(weight_dtype)
             if ctx.needs_input_grad[2]:
                 bias = (bias_grad * grad_total).to(bias_dtype)
         return rows, weight, bias, None, None, None
