@@ -101,30 +101,29 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 EMULATED_BF16_FLAGS = frozenset({"avx512bw", "avx512vl", "avx512dq"})
 
 
-@functools.lru_cache(maxsize=4)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
-    """The instruction-set flags of this CPU, or None where /proc/cpuinfo is not there."""
+def cpuinfo_value(keys: tuple[str, ...], cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first /proc/cpuinfo line whose key is one of `keys`, or None."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.partition(":")[2].split())
+                if line.startswith(keys):
+                    return line.partition(":")[2].strip()
     except OSError:
         pass
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The instruction-set flags of this CPU, or None where /proc/cpuinfo is not there."""
+    value = cpuinfo_value(("flags", "Features"), cpuinfo)
+    return None if value is None else frozenset(value.split())
 
 
 @functools.lru_cache(maxsize=4)
 def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     """ "GenuineIntel", "AuthenticAMD", ...: or None where /proc/cpuinfo does not say."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return None
+    return cpuinfo_value(("vendor_id",), cpuinfo)
 
 
 def available_cores() -> int:
@@ -136,14 +135,7 @@ def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
     """ "2 cores of AMD EPYC (AVX2)": what a measured number must be reported with."""
     import platform
 
-    name = platform.processor() or platform.machine()
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            name = next(
-                (ln.partition(":")[2].strip() for ln in f if ln.startswith("model name")), name
-            )
-    except OSError:
-        pass
+    name = cpuinfo_value(("model name",), cpuinfo) or platform.processor() or platform.machine()
     flags = cpu_flags(cpuinfo) or frozenset()
     best = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
     return f"{available_cores()} cores of {name}" + (f" ({best[0].upper()})" if best else "")
