@@ -204,3 +204,31 @@ def test_clipping_is_counted_and_reported(tmp_path):
     )
     report = clipping_report(run)
     assert report["updates"] == 6 and report["clip_events"] == 6 and report["clip_norm"] == 0.001
+
+
+def test_after_training_ctrl_c_interrupts_again_and_the_run_is_freed(tmp_path):
+    """During training SIGINT/SIGTERM ask the run to stop; after it, a Python session's
+    Ctrl-C must raise KeyboardInterrupt again, and nothing may keep the finished trainer
+    (its model, under torchrun its process group) alive."""
+    import gc
+    import signal
+    import weakref
+
+    from seq2seq.training.trainer import Trainer
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    trainers = []
+    original_start = Trainer.start
+
+    def start(self, *args):
+        trainers.append(weakref.ref(self))
+        original_start(self, *args)
+
+    Trainer.start = start
+    try:
+        train_tiny(tmp_path / "run", ["trainer.max_steps=2", "trainer.eval_every=0"])
+    finally:
+        Trainer.start = original_start
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    gc.collect()
+    assert len(trainers) == 1 and trainers[0]() is None

@@ -49,6 +49,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             if dist.is_main:
                 _write_config(cfg, run_dir)
             summary = Trainer(cfg, run_dir, dist=dist, device=device).train()
+            dist.barrier()  # rank 0 averages and saves last: nobody leaves the group before
         finally:
             distributed.shutdown()
     log.info("done: %s; checkpoints in %s", summary, run_dir / "checkpoints")

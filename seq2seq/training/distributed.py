@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import os
 from collections.abc import Iterator
@@ -185,7 +186,11 @@ def init_from_environment(device_name: str) -> tuple[DistContext, str]:
 
 
 def shutdown() -> None:
+    """Leave the process group while the interpreter is whole: first free what still holds
+    it (DistributedDataParallel's reducer, kept alive by reference cycles), because gloo's
+    worker threads torn down at interpreter exit abort the process."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -5,7 +5,7 @@ checkpoints and summary.json."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -94,6 +94,7 @@ class TrainingRun:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.dist.is_main)
         self.loggers = RunLoggers([])  # opened by `start`, once the step is known
+        self.restore_signals: Callable[[], None] = lambda: None  # set by `start`
         self.device = resolve_device(device or self.tcfg.device)
         self.stop_reason: str | None = None
         self.budget = Budget(self.tcfg)
@@ -119,7 +120,7 @@ class TrainingRun:
     def start(self, updates_per_epoch: int | None, desc: str) -> None:
         """Signal handlers, the dashboards, the progress bar, and whether there is anything
         left to do."""
-        on_stop_signal(self.request_stop)
+        self.restore_signals = on_stop_signal(self.request_stop)
         self.model.train()
         p = self.progress
         self.loggers = RunLoggers.open(self.cfg, self.run_dir, p.step, self.dist.is_main)
@@ -248,7 +249,8 @@ class TrainingRun:
 
     @contextmanager
     def summary_on_exit(self) -> Iterator[None]:
-        """summary.json however training ends; an error is recorded in it, then raised."""
+        """summary.json however training ends; an error is recorded in it, then raised.
+        The dashboards close and the signal handlers are restored either way."""
         try:
             yield
         except Exception as exc:
@@ -256,6 +258,7 @@ class TrainingRun:
             raise
         finally:
             self.loggers.close()
+            self.restore_signals()
         self.write_summary()
 
     def write_summary(self, error: Exception | None = None) -> None:

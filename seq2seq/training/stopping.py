@@ -46,14 +46,26 @@ class Budget:
         return f"{max(0.0, self.max_time * 60 - self.elapsed()) / 60:.1f}min"
 
 
-def on_stop_signal(request_stop: Callable[[str], None]) -> None:
-    """SIGINT/SIGTERM call request_stop("received SIGINT") instead of killing the run."""
+def on_stop_signal(request_stop: Callable[[str], None]) -> Callable[[], None]:
+    """SIGINT/SIGTERM call request_stop("received SIGINT") instead of killing the run.
+
+    Returns what puts the previous handlers back, for the end of training: after it,
+    Ctrl-C interrupts a Python session again, and the handler no longer keeps the finished
+    run (its model, and under torchrun its process group) alive.
+    """
 
     def handler(signum, _frame):
         request_stop(f"received {signal.Signals(signum).name}")
 
+    previous: dict[signal.Signals, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not in the main thread
             pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
